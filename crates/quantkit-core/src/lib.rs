@@ -1,0 +1,4 @@
+//! quantkit-core: the numerics of quantkit. Pure Rust, no N-API, no graph knowledge.
+//! Typed slices in, typed slices out; the binding crate converts JS values.
+
+pub mod affine;

@@ -1,0 +1,16 @@
+// The error classes quantkit throws. Every message names the file, tensor, node, argument or
+// config key at fault and what was expected.
+
+export class QuantkitError extends Error {
+  override name = 'QuantkitError'
+}
+
+/** The native addon for this platform is missing or failed to load. */
+export class NativeBindingError extends QuantkitError {
+  override name = 'NativeBindingError'
+}
+
+/** A malformed or unsupported ONNX file or tensor. */
+export class OnnxFormatError extends QuantkitError {
+  override name = 'OnnxFormatError'
+}
