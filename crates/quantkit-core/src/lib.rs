@@ -2,3 +2,6 @@
 //! Typed slices in, typed slices out; the binding crate converts JS values.
 
 pub mod affine;
+pub mod encoding;
+pub mod observer;
+pub mod search;

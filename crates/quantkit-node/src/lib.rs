@@ -2,5 +2,5 @@ use napi_derive::napi;
 
 #[napi]
 pub fn core_version() -> String {
-    quantkit_core::affine::version().to_string()
+    env!("CARGO_PKG_VERSION").to_string()
 }

@@ -1,0 +1,1 @@
+//! Encodings from a range, the AIMET way (in progress).

@@ -1,0 +1,1 @@
+//! Observers: statistics with memory that does not grow with the data (in progress).

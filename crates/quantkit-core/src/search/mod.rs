@@ -1,0 +1,1 @@
+//! Encoding search over histograms (in progress).
