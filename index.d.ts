@@ -9,4 +9,65 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeHistogramObserver {
+  constructor(bins: number)
+  update(x: Float32Array): void
+  updateAsync(x: Float32Array, signal?: AbortSignal | undefined | null): Promise<unknown>
+  merge(other: NativeHistogramObserver): void
+  /** [lo, hi, observed min, observed max]; empty before the first update. */
+  range(): Array<number>
+  counts(): Float64Array
+  encoding(scheme: string, percentile: number | undefined | null, bitwidth: number, symmetric: boolean, strictSymmetric: boolean, unsignedSymmetric: boolean): JsEncoding
+}
+
+export declare class NativeMinMaxObserver {
+  /** `axis` given: per-channel along that axis of the shapes passed to `update`. */
+  constructor(axis?: number | undefined | null)
+  update(x: Float32Array, shape: Array<number>): void
+  updateAsync(x: Float32Array, shape: Array<number>, signal?: AbortSignal | undefined | null): Promise<unknown>
+  merge(other: NativeMinMaxObserver): void
+  /** Per-tensor: one value; per-channel: one per channel. Empty before the first update. */
+  min(): Array<number>
+  max(): Array<number>
+  encodings(bitwidth: number, symmetric: boolean, strictSymmetric: boolean, unsignedSymmetric: boolean): Array<JsEncoding>
+}
+
+export declare function affineDequantize(q: Uint8Array, intType: string, scale: Float32Array, offset: Int32Array, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): Float32Array
+
+export declare function affineDequantizeAsync(q: Uint8Array, intType: string, scale: Float32Array, offset: Int32Array, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function affineQuantize(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): IntArray
+
+export declare function affineQuantizeAsync(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function affineQuantizeDequantize(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): Float32Array
+
+export declare function affineQuantizeDequantizeAsync(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function compareTensorsNative(reference: Float32Array, other: Float32Array): JsErrorStats
+
+export declare function computeEncodingNative(min: number, max: number, bitwidth: number, symmetric: boolean, strictSymmetric: boolean, unsignedSymmetric: boolean): JsEncoding
+
 export declare function coreVersion(): string
+
+/** An encoding as JS sees it (src/encoding.ts documents the fields). */
+export interface JsEncoding {
+  bitwidth: number
+  min: number
+  max: number
+  scale: number
+  offset: number
+  qmin: number
+  qmax: number
+  symmetric: boolean
+  strictSymmetric: boolean
+  unsignedSymmetric: boolean
+}
+
+export interface JsErrorStats {
+  sqnrDb: number
+  mse: number
+  maxAbsError: number
+  meanAbsError: number
+  nonFinite: number
+}

@@ -835,4 +835,14 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeHistogramObserver = nativeBinding.NativeHistogramObserver
+module.exports.NativeMinMaxObserver = nativeBinding.NativeMinMaxObserver
+module.exports.affineDequantize = nativeBinding.affineDequantize
+module.exports.affineDequantizeAsync = nativeBinding.affineDequantizeAsync
+module.exports.affineQuantize = nativeBinding.affineQuantize
+module.exports.affineQuantizeAsync = nativeBinding.affineQuantizeAsync
+module.exports.affineQuantizeDequantize = nativeBinding.affineQuantizeDequantize
+module.exports.affineQuantizeDequantizeAsync = nativeBinding.affineQuantizeDequantizeAsync
+module.exports.compareTensorsNative = nativeBinding.compareTensorsNative
+module.exports.computeEncodingNative = nativeBinding.computeEncodingNative
 module.exports.coreVersion = nativeBinding.coreVersion

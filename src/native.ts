@@ -34,3 +34,31 @@ function load(): typeof Binding {
 }
 
 export const native: typeof Binding = load()
+
+// The binding marks errors with a class prefix (crates/quantkit-node/src/errors.rs); rethrow
+// them as the JS class a caller would check with `instanceof`.
+function translate(err: unknown): unknown {
+  if (!(err instanceof Error)) return err
+  const m = /^\[(RangeError|TypeError)\] ([\s\S]*)$/.exec(err.message)
+  if (!m) return err
+  const Cls = m[1] === 'RangeError' ? RangeError : TypeError
+  return new Cls(m[2])
+}
+
+/** Calls into the binding, translating its errors. */
+export function callNative<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    throw translate(err)
+  }
+}
+
+/** Awaits an async binding call, translating its errors. */
+export async function callNativeAsync<T>(promise: () => Promise<T>): Promise<T> {
+  try {
+    return await promise()
+  } catch (err) {
+    throw translate(err)
+  }
+}

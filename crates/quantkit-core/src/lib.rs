@@ -5,3 +5,4 @@ pub mod affine;
 pub mod encoding;
 pub mod observer;
 pub mod search;
+pub mod metrics;

@@ -1,3 +1,13 @@
+//! N-API binding of quantkit-core. Converts JS arguments, calls the core, converts results.
+//! No numerics and no graph logic here. Errors carry a `[RangeError]`/`[TypeError]` prefix that
+//! `src/native.ts` turns into the JS error class; panics are caught and never cross N-API.
+
+mod affine;
+mod encoding;
+mod errors;
+mod metrics;
+mod observers;
+
 use napi_derive::napi;
 
 #[napi]

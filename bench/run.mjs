@@ -1,0 +1,33 @@
+// `npm run bench`: runs each benchmark in its own process (single-threaded, then with both cores)
+// and writes bench/results/<name>.json. Figures are ratios measured in one run.
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import os from 'node:os'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const configs = [
+  { name: '1 thread', env: { RAYON_NUM_THREADS: '1', ORT_THREADS: '1' } },
+  { name: `${os.availableParallelism()} threads`, env: { RAYON_NUM_THREADS: String(os.availableParallelism()), ORT_THREADS: String(os.availableParallelism()) } },
+]
+const results = []
+for (const c of configs) {
+  const r = spawnSync(process.execPath, [join(here, 'affine.bench.mjs')], { env: { ...process.env, ...c.env }, encoding: 'utf8', maxBuffer: 1 << 24 })
+  if (r.status !== 0) {
+    process.stderr.write(r.stderr)
+    process.exit(1)
+  }
+  const result = { config: c.name, ...JSON.parse(r.stdout.trim().split('\n').pop()) }
+  results.push(result)
+  const f = (v) => v.toFixed(2)
+  console.log(`affine, ${c.name}: copy ${f(result.copyGBps)} GB/s, qdq ${f(result.qdqGBps)} GB/s (×${f(result.ratios.qdqVsCopy)} of copy), ` +
+    `per-channel qdq ×${f(result.ratios.qdqPerChannelVsCopy)}, histogram ×${f(result.ratios.histogramVsCopy)}, ` +
+    `ORT Q→DQ ${f(result.ortQdqGBps)} GB/s (quantkit ×${f(result.ratios.qdqSpeedupVsOrt)} faster)`)
+}
+mkdirSync(join(here, 'results'), { recursive: true })
+const out = join(here, 'results', 'affine.json')
+const doc = { date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, results }
+writeFileSync(out + '.tmp', JSON.stringify(doc, null, 2) + '\n')
+renameSync(out + '.tmp', out)
+console.log(`wrote ${out}`)
