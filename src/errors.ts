@@ -14,3 +14,8 @@ export class NativeBindingError extends QuantkitError {
 export class OnnxFormatError extends QuantkitError {
   override name = 'OnnxFormatError'
 }
+
+/** A graph that breaks ONNX's rules (dangling input, duplicate value, cycle, missing opset) or an edit that would. */
+export class GraphError extends QuantkitError {
+  override name = 'GraphError'
+}

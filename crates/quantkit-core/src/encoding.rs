@@ -10,12 +10,9 @@
 //!         strict symmetric removes one step (num_steps = 2^b − 2), unsigned symmetric applies
 //!         when min ≥ 0 and then uses the asymmetric formula with offset 0.
 //!
-//! Arithmetic: float32 throughout, as aimet_torch does (its min/max/scale are float32 tensors
-//! and Python-int divisors are applied in float32). libpymo computes the same formulas in
-//! float64 and rounds once at the end; the two agree exactly for symmetric scales (a quotient of
-//! two f32 values rounds identically either way) and can differ by one ULP in asymmetric scales,
-//! where `max − min` rounds first in f32. One exception: if `max − min` overflows f32 (only for
-//! ranges beyond ±1.7e38) the difference is taken in f64 so the scale stays finite.
+//! Arithmetic: float64, as libpymo (what aimet-onnx runs) does, with the scale rounded to f32 at
+//! the end. All 108 range cases of the aimet-onnx 2.42 golden file match exactly this way; f32
+//! arithmetic (aimet_torch's) changes rounding ties of the offset.
 //!
 //! Not reproduced: libpymo's 2-bit symmetric special case (`numSteps == 3` divides max by 2
 //! instead of 1). aimet_torch does not have it; golden numbers from aimet-onnx will say whether
@@ -155,23 +152,16 @@ pub fn minimum_scale(num_steps: u64) -> f32 {
     eps.min(0.01 / num_steps as f64) as f32
 }
 
-/// Round half to even in f32 (torch.round).
-#[inline]
-pub(crate) fn round_half_even(x: f32) -> f32 {
-    x.round_ties_even()
-}
-
-/// (max − min)/num_steps in f32 [QZ]; f64 only if the f32 difference overflows.
-fn range_over_steps(min: f32, max: f32, num_steps: f32) -> f32 {
-    let d = max - min;
-    if d.is_finite() {
-        d / num_steps
-    } else {
-        ((max as f64 - min as f64) / num_steps as f64) as f32
-    }
-}
-
-/// Computes the encoding AIMET derives from an observed range.
+/// Computes the encoding aimet-onnx 2.42 derives from an observed range.
+///
+/// Arithmetic in f64 from the f32 min/max, as libpymo does [PY]; the scale is rounded to f32
+/// once at the end (what an ONNX QuantizeLinear can carry). The offset is rounded from the f64
+/// quotient: on [−1, 1] asymmetric 8 bit, −1/(2/255) = −127.5 exactly, which rounds to −128,
+/// while an f32 scale would give −127.499… → −127 (aimet-onnx writes −128; checked against the
+/// golden file `__test__/fixtures/golden/aimet-encodings.json`).
+/// Tiny ranges: the scale is floored at the minimum scale (f32 epsilon up to 16 bits), which is
+/// what aimet-onnx exports (all-zero data give scale 2^−23 exactly) — not aimet_torch's nudge of
+/// the range [EA].
 pub fn compute_encoding(min: f32, max: f32, spec: &EncodingSpec) -> Result<Encoding, EncodingError> {
     spec.validate()?;
     if min.is_nan() {
@@ -188,22 +178,12 @@ pub fn compute_encoding(min: f32, max: f32, spec: &EncodingSpec) -> Result<Encod
     let unsigned_sym = spec.uses_unsigned_symmetric(min);
     let signed_sym = spec.symmetric && !unsigned_sym;
     let num_steps_u = (qmax - qmin) as u64;
-    let num_steps = num_steps_u as f32;
-    let min_scale = minimum_scale(num_steps_u);
+    let num_steps = num_steps_u as f64;
+    let min_scale = minimum_scale(num_steps_u) as f64;
 
     // Zero is always representable, and non-finite ends clamp to ±f32::MAX [EA adjust_min_max].
-    let mut lo = min.min(0.0).max(f32::MIN);
-    let mut hi = max.max(0.0).min(f32::MAX);
-
-    // Tiny-range guard [EA]: nudge the range until a step is at least the minimum scale.
-    if range_over_steps(lo, hi, num_steps) < min_scale {
-        if signed_sym {
-            lo -= min_scale * (num_steps_u as f32 / 2.0).ceil();
-            hi += min_scale * (num_steps_u / 2) as f32;
-        } else {
-            hi += min_scale * num_steps;
-        }
-    }
+    let lo = (min.min(0.0).max(f32::MIN)) as f64;
+    let hi = (max.max(0.0).min(f32::MAX)) as f64;
 
     let base = Encoding {
         bitwidth: spec.bitwidth,
@@ -220,35 +200,36 @@ pub fn compute_encoding(min: f32, max: f32, spec: &EncodingSpec) -> Result<Encod
 
     if signed_sym {
         // delta = max(max/pos, −min/neg) [EA]; strict uses pos = neg [PY] (num_steps even).
-        let pos = (num_steps_u / 2) as f32;
-        let neg = num_steps_u.div_ceil(2) as f32;
+        let pos = (num_steps_u / 2) as f64;
+        let neg = num_steps_u.div_ceil(2) as f64;
         let delta = (hi / pos).max(-lo / neg).max(min_scale);
         // Keep the grid's ends finite [PY: "Clamp delta such that dequantized tensor always lie
         // in range [FLOAT32_MIN, FLOAT32_MAX]"]; only bites for ranges near ±f32::MAX.
-        let delta = delta.min(f32::MAX / neg);
+        let delta = delta.min(f32::MAX as f64 / neg) as f32;
         // The signed grid [qmin, qmax] is centred: offset 0, ends −neg·δ and pos·δ.
-        return Ok(Encoding { min: -neg * delta, max: pos * delta, scale: delta, offset: 0, ..base });
+        return Ok(Encoding { min: (-neg * delta as f64) as f32, max: (pos * delta as f64) as f32, scale: delta, offset: 0, ..base });
     }
 
-    // Asymmetric, or unsigned symmetric (then lo = 0 and the offset comes out 0) [QZ][PY].
-    let scale = range_over_steps(lo, hi, num_steps).abs().max(min_scale);
-    let offset = round_half_even(lo / scale).clamp(-num_steps, 0.0);
+    // Asymmetric, or unsigned symmetric (then lo = 0 and the offset comes out 0) [PY].
+    let scale = ((hi - lo) / num_steps).max(min_scale);
+    let offset = (lo / scale).round_ties_even().clamp(-num_steps, 0.0);
     // Keep the grid's ends finite, as libpymo does [PY]; no effect below ~1e38.
     let mut scale = scale;
     if offset < 0.0 {
-        scale = scale.min(f32::MIN / offset);
+        scale = scale.min(f32::MIN as f64 / offset);
     }
     if offset + num_steps > 0.0 {
-        scale = scale.min(f32::MAX / (offset + num_steps));
+        scale = scale.min(f32::MAX as f64 / (offset + num_steps));
     }
     let offset_i = offset as i64;
     if offset_i < i32::MIN as i64 {
         return Err(EncodingError::OffsetOutOfRange { bitwidth: spec.bitwidth, offset: offset_i });
     }
+    let scale32 = scale as f32;
     Ok(Encoding {
-        min: offset * scale,
-        max: (offset + num_steps) * scale,
-        scale,
+        min: (offset * scale32 as f64) as f32,
+        max: ((offset + num_steps) * scale32 as f64) as f32,
+        scale: scale32,
         offset: offset_i as i32,
         ..base
     })
@@ -331,20 +312,28 @@ mod tests {
     }
 
     #[test]
-    fn tiny_range_guard_asymmetric() {
-        // min = max = 0: max += eps·255 → scale = eps, offset 0
+    fn tiny_range_floors_the_scale_asymmetric() {
+        // min = max = 0: the scale is floored at eps (aimet-onnx exports 2^−23), offset 0
         let e = compute_encoding(0.0, 0.0, &spec(8, false)).unwrap();
         assert_eq!(e.scale, f32::EPSILON);
         assert_eq!(e.offset, 0);
         assert_eq!(e.max, 255.0 * f32::EPSILON);
-        // a range of 1e-6 (step 3.9e-9 < eps) also gets the guard
+        // a range of 1e-6 (step 3.9e-9 < eps) is floored the same way
         let e = compute_encoding(0.0, 1e-6, &spec(8, false)).unwrap();
-        assert_eq!(e.scale, (1e-6f32 + 255.0 * f32::EPSILON) / 255.0);
+        assert_eq!(e.scale, f32::EPSILON);
     }
 
     #[test]
-    fn tiny_range_guard_symmetric() {
-        // min −= eps·128, max += eps·127 → delta = max(127eps/127, 128eps/128) = eps
+    fn offset_ties_round_in_f64() {
+        // −1/(2/255) = −127.5 exactly in f64 → −128 (half to even); in f32 it would be −127.
+        let e = compute_encoding(-1.0, 1.0, &spec(8, false)).unwrap();
+        assert_eq!(e.offset, -128);
+        assert_eq!(e.scale, (2.0f64 / 255.0) as f32);
+    }
+
+    #[test]
+    fn tiny_range_floors_the_scale_symmetric() {
+        // delta = max(0/127, 0/128) floored at eps
         let e = compute_encoding(0.0, 0.0, &spec(8, true)).unwrap();
         assert_eq!(e.scale, f32::EPSILON);
         assert_eq!(e.min, -128.0 * f32::EPSILON);
