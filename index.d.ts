@@ -44,6 +44,10 @@ export declare function affineQuantizeDequantize(x: Float32Array, scale: Float32
 
 export declare function affineQuantizeDequantizeAsync(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
 
+export declare function affineQuantizeDequantizeInto(x: Float32Array, out: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): void
+
+export declare function affineQuantizeDequantizeIntoAsync(x: Float32Array, out: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
 export declare function compareTensorsNative(reference: Float32Array, other: Float32Array): JsErrorStats
 
 export declare function computeEncodingNative(min: number, max: number, bitwidth: number, symmetric: boolean, strictSymmetric: boolean, unsignedSymmetric: boolean): JsEncoding

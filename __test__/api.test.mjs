@@ -142,3 +142,21 @@ test('compareTensors: hand-computed SQNR', (t) => {
   t.is(s.sqnrDb, 10 * Math.log10(14 / 1.25))
   t.is(s.maxAbsError, 1)
 })
+
+test('quantizeDequantize into a caller\'s array and in place equal the allocating form', async (t) => {
+  const x = Float32Array.from({ length: 100_000 }, (_, i) => Math.cos(i) * 2)
+  const expected = affine.quantizeDequantize(x, 4 / 255, -128, 0, 255)
+  const out = new Float32Array(x.length)
+  t.is(affine.quantizeDequantize(x, 4 / 255, -128, 0, 255, { out }), out)
+  t.deepEqual(out, expected)
+  const y = x.slice()
+  t.is(affine.quantizeDequantize(y, 4 / 255, -128, 0, 255, { out: y }), y)
+  t.deepEqual(y, expected)
+  const z = x.slice()
+  await affine.quantizeDequantizeAsync(z, 4 / 255, -128, 0, 255, { out: z })
+  t.deepEqual(z, expected)
+  // A partial overlap is refused rather than computed wrongly.
+  const buf = new Float32Array(200_001)
+  t.throws(() => affine.quantizeDequantize(buf.subarray(0, 100_000), 1, 0, 0, 255, { out: buf.subarray(1, 100_001) }), { instanceOf: TypeError, message: /overlaps/ })
+  t.throws(() => affine.quantizeDequantize(x, 1, 0, 0, 255, { out: new Float32Array(3) }), { instanceOf: TypeError, message: /opts\.out/ })
+})

@@ -14,9 +14,13 @@ const N = Number(process.env.BENCH_N ?? 64 * 1024 * 1024)
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5)
 const ortThreads = Number(process.env.ORT_THREADS ?? 1)
 
+// Outputs of allocating calls are dropped before the next repeat (run with --expose-gc).
+const gc = globalThis.gc ?? (() => {})
+
 function best(fn) {
   let bestMs = Infinity
   for (let i = 0; i < REPEATS; i++) {
+    gc()
     const t0 = process.hrtime.bigint()
     fn()
     bestMs = Math.min(bestMs, Number(process.hrtime.bigint() - t0) / 1e6)
@@ -27,6 +31,7 @@ function best(fn) {
 async function bestAsync(fn) {
   let bestMs = Infinity
   for (let i = 0; i < REPEATS; i++) {
+    gc()
     const t0 = process.hrtime.bigint()
     await fn()
     bestMs = Math.min(bestMs, Number(process.hrtime.bigint() - t0) / 1e6)
@@ -50,15 +55,23 @@ const copyMs = best(() => dst.set(x))
 const sliceMs = best(() => x.slice())
 
 const scale = 8 / 255
+// Like for like: a kernel writing into a preallocated array against a copy into one.
+const out = new Float32Array(N)
+const qdqIntoMs = best(() => affine.quantizeDequantize(x, scale, -128, 0, 255, { out }))
+const work = x.slice()
+const qdqInPlaceMs = best(() => affine.quantizeDequantize(work, scale, -128, 0, 255, { out: work }))
+// Allocating forms against an allocating copy (fresh pages cost page faults on both sides).
 const qdqMs = best(() => affine.quantizeDequantize(x, scale, -128, 0, 255))
 const quantizeMs = best(() => affine.quantize(x, scale, -128, 0, 255))
 const q = affine.quantize(x, scale, -128, 0, 255)
 const dequantizeMs = best(() => affine.dequantize(q, scale, -128))
 
-// Per-channel int8 weights-like layout: 4096 channels on axis 0.
+// Per-channel int8 weights-like layout: 4096 channels on axis 0; per-block int4, blocks of 32.
 const C = 4096
 const chScales = new Float32Array(C).fill(scale)
-const qdqChannelMs = best(() => affine.quantizeDequantize(x, chScales, 0, -128, 127, { shape: [C, N / C], axis: 0 }))
+const qdqChannelMs = best(() => affine.quantizeDequantize(x, chScales, 0, -128, 127, { shape: [C, N / C], axis: 0, out }))
+const blockScales = new Float32Array(N / 32).fill(scale * 16)
+const qdqBlockMs = best(() => affine.quantizeDequantize(x, blockScales, 0, -8, 7, { shape: [C, N / C], axis: 1, blockSize: 32, out }))
 
 const hist = new HistogramObserver({ bins: 2048 })
 const histMs = best(() => hist.update(x))
@@ -90,16 +103,22 @@ console.log(JSON.stringify({
   ortThreads,
   copyGBps: gbps(copyMs),
   allocCopyGBps: gbps(sliceMs),
+  qdqIntoGBps: gbps(qdqIntoMs),
+  qdqInPlaceGBps: gbps(qdqInPlaceMs),
   qdqGBps: gbps(qdqMs),
   quantizeGBps: gbps(quantizeMs),
   dequantizeGBps: gbps(dequantizeMs),
   qdqPerChannelGBps: gbps(qdqChannelMs),
+  qdqPerBlockGBps: gbps(qdqBlockMs),
   histogramGBps: gbps(histMs),
   ortQdqGBps: gbps(ortMs),
   ratios: {
-    qdqVsCopy: copyMs / qdqMs,
+    qdqIntoVsCopy: copyMs / qdqIntoMs,
+    qdqInPlaceVsCopy: copyMs / qdqInPlaceMs,
     qdqVsAllocCopy: sliceMs / qdqMs,
+    quantizeVsAllocCopy: sliceMs / quantizeMs,
     qdqPerChannelVsCopy: copyMs / qdqChannelMs,
+    qdqPerBlockInt4VsCopy: copyMs / qdqBlockMs,
     histogramVsCopy: copyMs / histMs,
     qdqSpeedupVsOrt: ortMs / qdqMs,
   },

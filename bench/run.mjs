@@ -13,7 +13,7 @@ const configs = [
 ]
 const results = []
 for (const c of configs) {
-  const r = spawnSync(process.execPath, [join(here, 'affine.bench.mjs')], { env: { ...process.env, ...c.env }, encoding: 'utf8', maxBuffer: 1 << 24 })
+  const r = spawnSync(process.execPath, ['--expose-gc', join(here, 'affine.bench.mjs')], { env: { ...process.env, ...c.env }, encoding: 'utf8', maxBuffer: 1 << 24 })
   if (r.status !== 0) {
     process.stderr.write(r.stderr)
     process.exit(1)
@@ -21,9 +21,10 @@ for (const c of configs) {
   const result = { config: c.name, ...JSON.parse(r.stdout.trim().split('\n').pop()) }
   results.push(result)
   const f = (v) => v.toFixed(2)
-  console.log(`affine, ${c.name}: copy ${f(result.copyGBps)} GB/s, qdq ${f(result.qdqGBps)} GB/s (×${f(result.ratios.qdqVsCopy)} of copy), ` +
-    `per-channel qdq ×${f(result.ratios.qdqPerChannelVsCopy)}, histogram ×${f(result.ratios.histogramVsCopy)}, ` +
-    `ORT Q→DQ ${f(result.ortQdqGBps)} GB/s (quantkit ×${f(result.ratios.qdqSpeedupVsOrt)} faster)`)
+  const r = result.ratios
+  console.log(`affine, ${c.name}: copy ${f(result.copyGBps)} GB/s; qdq into an array ×${f(r.qdqIntoVsCopy)} of copy, in place ×${f(r.qdqInPlaceVsCopy)}, ` +
+    `per-channel ×${f(r.qdqPerChannelVsCopy)}, per-block int4 ×${f(r.qdqPerBlockInt4VsCopy)}; allocating qdq ×${f(r.qdqVsAllocCopy)} of an allocating copy; ` +
+    `histogram update ×${f(r.histogramVsCopy)} of copy; ORT Q→DQ ${f(result.ortQdqGBps)} GB/s, quantkit's allocating qdq ×${f(r.qdqSpeedupVsOrt)} faster`)
 }
 mkdirSync(join(here, 'results'), { recursive: true })
 const out = join(here, 'results', 'affine.json')

@@ -30,6 +30,18 @@ export interface AsyncAffineOptions extends AffineOptions {
   signal?: AbortSignal
 }
 
+export interface QuantizeDequantizeOptions extends AffineOptions {
+  /**
+   * Write the result here instead of a new array; may be `x` itself (in place, the fastest form).
+   * It must have x's length and must not partly overlap x.
+   */
+  out?: Float32Array
+}
+
+export interface AsyncQuantizeDequantizeOptions extends QuantizeDequantizeOptions {
+  signal?: AbortSignal
+}
+
 interface Prepared {
   scale: Float32Array
   offset: Int32Array
@@ -122,6 +134,13 @@ function bytesOf(q: IntArray): Uint8Array {
   return new Uint8Array(q.buffer, q.byteOffset, q.byteLength)
 }
 
+function checkOut(out: unknown, length: number): Float32Array | undefined {
+  if (out === undefined) return undefined
+  checkFloat32(out, 'opts.out')
+  if (out.length !== length) throw new TypeError(`opts.out: has ${out.length} elements, expected ${length} (x's length)`)
+  return out
+}
+
 function checkGrid(qmin: number, qmax: number): void {
   checkInteger(qmin, 'qmin')
   checkInteger(qmax, 'qmax')
@@ -142,10 +161,15 @@ export const affine = {
     return callNative(() => native.affineDequantize(bytesOf(q), type, p.scale, p.offset, p.shape, p.axis, p.blockSize))
   },
 
-  quantizeDequantize(x: Float32Array, scale: Scale, offset: Offset, qmin: number, qmax: number, opts?: AffineOptions): Float32Array {
+  quantizeDequantize(x: Float32Array, scale: Scale, offset: Offset, qmin: number, qmax: number, opts?: QuantizeDequantizeOptions): Float32Array {
     checkFloat32(x, 'x')
     checkGrid(qmin, qmax)
     const p = prepare(x.length, scale, offset, opts)
+    const out = checkOut(opts?.out, x.length)
+    if (out) {
+      callNative(() => native.affineQuantizeDequantizeInto(x, out, p.scale, p.offset, qmin, qmax, p.shape, p.axis, p.blockSize))
+      return out
+    }
     return callNative(() => native.affineQuantizeDequantize(x, p.scale, p.offset, qmin, qmax, p.shape, p.axis, p.blockSize))
   },
 
@@ -164,10 +188,16 @@ export const affine = {
       native.affineDequantizeAsync(bytesOf(q), type, p.scale, p.offset, p.shape, p.axis, p.blockSize, opts.signal))) as Float32Array
   },
 
-  async quantizeDequantizeAsync(x: Float32Array, scale: Scale, offset: Offset, qmin: number, qmax: number, opts: AsyncAffineOptions = {}): Promise<Float32Array> {
+  async quantizeDequantizeAsync(x: Float32Array, scale: Scale, offset: Offset, qmin: number, qmax: number, opts: AsyncQuantizeDequantizeOptions = {}): Promise<Float32Array> {
     checkFloat32(x, 'x')
     checkGrid(qmin, qmax)
     const p = prepare(x.length, scale, offset, opts)
+    const out = checkOut(opts.out, x.length)
+    if (out) {
+      await callNativeAsync(() =>
+        native.affineQuantizeDequantizeIntoAsync(x, out, p.scale, p.offset, qmin, qmax, p.shape, p.axis, p.blockSize, opts.signal))
+      return out
+    }
     return (await callNativeAsync(() =>
       native.affineQuantizeDequantizeAsync(x, p.scale, p.offset, qmin, qmax, p.shape, p.axis, p.blockSize, opts.signal))) as Float32Array
   },

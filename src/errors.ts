@@ -19,3 +19,25 @@ export class OnnxFormatError extends QuantkitError {
 export class GraphError extends QuantkitError {
   override name = 'GraphError'
 }
+
+/**
+ * A tensor's external data (TensorProto.data_location = EXTERNAL) cannot be read: missing file,
+ * a location that is absolute or leaves the model's folder, an offset or length beyond the file
+ * or not matching the tensor's dims, or a model given as bytes with no folder to resolve against.
+ */
+export class ExternalDataError extends OnnxFormatError {
+  override name = 'ExternalDataError'
+  /** The model file (or a description of the bytes) the tensor belongs to. */
+  readonly modelFile: string
+  /** The tensor's name. */
+  readonly tensor: string
+  /** The external-data location as written in the model, when it has one. */
+  readonly location?: string
+
+  constructor(message: string, details: { modelFile: string; tensor: string; location?: string }) {
+    super(message)
+    this.modelFile = details.modelFile
+    this.tensor = details.tensor
+    this.location = details.location
+  }
+}

@@ -1,9 +1,15 @@
 // quantkit's public API.
 export * from './errors.js'
-export { affine, type AffineOptions, type AsyncAffineOptions, type IntArray, type Scale, type Offset } from './affine.js'
+export {
+  affine, type AffineOptions, type AsyncAffineOptions, type QuantizeDequantizeOptions, type AsyncQuantizeDequantizeOptions, type IntArray, type Scale, type Offset } from './affine.js'
 export { computeEncoding, type Encoding, type EncodingOptions } from './encoding.js'
 export {
   MinMaxObserver, HistogramObserver,
   type CalibrationScheme, type HistogramEncodingOptions, type HistogramObserverOptions, type MinMaxObserverOptions,
 } from './observers.js'
 export { compareTensors, type ErrorStats } from './metrics.js'
+export { loadModel, loadModelSync, type LoadOptions } from './onnx/loadModel.js'
+export { saveModel, modelToBytes, type SaveOptions } from './onnx/saveModel.js'
+export { resolveModelSource, isModel, type ModelSource } from './onnx/modelSource.js'
+export type { Model, Graph, Node, ValueInfo, AttributeValue, Dim, OpsetId } from './graph/model.js'
+export type { Tensor } from './onnx/tensor.js'

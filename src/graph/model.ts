@@ -30,6 +30,8 @@ export interface ValueInfo {
   docString?: string
   /** The original TypeProto when it is not a plain tensor type (sequence, map, optional, sparse). */
   rawType?: onnx.ITypeProto
+  /** Kept verbatim: metadata_props (torch.export writes them). */
+  extra?: Partial<onnx.IValueInfoProto>
 }
 
 export type AttributeValue =

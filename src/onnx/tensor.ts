@@ -20,6 +20,8 @@ export interface Tensor {
   dataType: number
   dims: number[]
   data: TypedArray
+  /** TensorProto.doc_string, kept through load and save. */
+  docString?: string
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
@@ -104,16 +106,24 @@ function snake(field: string): string {
 
 const TYPED_FIELDS = ['floatData', 'int32Data', 'stringData', 'int64Data', 'doubleData', 'uint64Data'] as const
 
-/** Reads a decoded TensorProto message into a Tensor. */
-export function tensorFromProto(proto: onnx.ITensorProto): Tensor {
+/** What a TensorProto says about its tensor, checked, before any data is read. */
+export interface TensorHeader {
+  name: string
+  info: ElementType & { arrayType: NonNullable<ElementType['arrayType']> }
+  dims: number[]
+  /** Number of elements. */
+  count: number
+  /** Bytes the elements take in raw_data (and in external data). */
+  byteLength: number
+}
+
+/**
+ * Name, numeric element type and dims of a TensorProto, checked: a known numeric type, dims that
+ * are non-negative safe integers, an element count quantkit can hold. Used for embedded and
+ * external tensors alike (externalData.ts reads the bytes itself).
+ */
+export function tensorHeader(proto: onnx.ITensorProto): TensorHeader {
   const name = proto.name ?? ''
-  if (proto.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-    const location = proto.externalData?.find((e) => e.key === 'location')?.value
-    throw new OnnxFormatError(
-      `${describe(name)}: data is stored externally${location ? ` in ${JSON.stringify(location)}` : ''}; ` +
-        'load the model with its external data resolved (tensor decoding reads embedded data only)',
-    )
-  }
   if (proto.segment) {
     throw new OnnxFormatError(`${describe(name)}: segmented tensors (TensorProto.segment) are not supported`)
   }
@@ -130,6 +140,19 @@ export function tensorFromProto(proto: onnx.ITensorProto): Tensor {
   if (!Number.isSafeInteger(count)) {
     throw new OnnxFormatError(`${describe(name)}: dims ${JSON.stringify(dims)} hold more elements than quantkit handles`)
   }
+  return { name, info: info as TensorHeader['info'], dims, count, byteLength: byteLength(info.dataType, count) }
+}
+
+/** Reads a decoded TensorProto message into a Tensor. */
+export function tensorFromProto(proto: onnx.ITensorProto): Tensor {
+  if (proto.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+    const location = proto.externalData?.find((e) => e.key === 'location')?.value
+    throw new OnnxFormatError(
+      `${describe(proto.name)}: data is stored externally${location ? ` in ${JSON.stringify(location)}` : ''}; ` +
+        'load the model with its external data resolved (tensor decoding reads embedded data only)',
+    )
+  }
+  const { name, info, dims, count } = tensorHeader(proto)
 
   const present = TYPED_FIELDS.filter((f) => (proto[f]?.length ?? 0) > 0)
   if (isPresent(proto, 'rawData')) {
@@ -198,4 +221,11 @@ export function decodeTensor(bytes: Uint8Array): Tensor {
 /** Tensor → serialized TensorProto bytes (raw_data). */
 export function encodeTensor(tensor: Tensor): Uint8Array {
   return onnx.TensorProto.encode(tensorToProto(tensor)).finish()
+}
+
+/** Brings little-endian bytes just read into `data`'s memory to host order (a no-op on little-endian hosts). */
+export function fromLittleEndianInPlace(data: TypedArray): void {
+  if (!LITTLE_ENDIAN && data.BYTES_PER_ELEMENT > 1) {
+    swapBytesInPlace(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), data.BYTES_PER_ELEMENT)
+  }
 }

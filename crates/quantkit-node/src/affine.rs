@@ -117,6 +117,24 @@ fn run_qdq(x: &[f32], scale: &[f32], offset: &[i32], layout: &Layout) -> napi::R
     Ok(out)
 }
 
+/// Quantize-dequantize into a caller's array; `out` may be `x` itself (in place). Arrays that
+/// overlap without coinciding are refused: the kernels read and write in chunks.
+fn run_qdq_into(x: &Float32Array, out: &mut Float32Array, scale: &[f32], offset: &[i32], layout: &Layout) -> napi::Result<()> {
+    let spec = layout.spec(scale, offset)?;
+    core::validate(&spec, x.len()).map_err(core_error)?;
+    let (xp, xl) = (x.as_ptr() as usize, x.len() * 4);
+    // SAFETY: the JS caller lends `out` for the duration of this call (documented in src/affine.ts).
+    let out_slice = unsafe { out.as_mut() };
+    let (op, ol) = (out_slice.as_ptr() as usize, out_slice.len() * 4);
+    if xp == op && xl == ol {
+        return core::quantize_dequantize_in_place(out_slice, &spec).map_err(core_error);
+    }
+    if xp < op + ol && op < xp + xl {
+        return Err(type_error("opts.out overlaps x without being x itself; pass x (in place) or a separate array"));
+    }
+    core::quantize_dequantize(x, &spec, out_slice).map_err(core_error)
+}
+
 #[napi(catch_unwind)]
 #[allow(clippy::too_many_arguments)]
 pub fn affine_quantize(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: i64, qmax: i64, shape: Vec<u32>, axis: Option<u32>, block_size: Option<u32>) -> napi::Result<IntArray> {
@@ -138,15 +156,24 @@ pub fn affine_quantize_dequantize(x: Float32Array, scale: Float32Array, offset: 
     Ok(Float32Array::new(run_qdq(&x, &scale, &offset, &layout)?))
 }
 
+#[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)]
+pub fn affine_quantize_dequantize_into(x: Float32Array, mut out: Float32Array, scale: Float32Array, offset: Int32Array, qmin: i64, qmax: i64, shape: Vec<u32>, axis: Option<u32>, block_size: Option<u32>) -> napi::Result<()> {
+    let layout = Layout::new(&shape, axis, block_size, qmin, qmax);
+    run_qdq_into(&x, &mut out, &scale, &offset, &layout)
+}
+
 pub enum AffineOp {
     Quantize { x: Float32Array },
     Dequantize { q: Uint8Array, int_type: String },
     QuantizeDequantize { x: Float32Array },
+    QuantizeDequantizeInto { x: Float32Array, out: Float32Array },
 }
 
 pub enum AffineResult {
     Ints(QuantizedOutput),
     Floats(Vec<f32>),
+    Written,
 }
 
 pub struct AffineTask {
@@ -158,7 +185,7 @@ pub struct AffineTask {
 
 impl Task for AffineTask {
     type Output = AffineResult;
-    type JsValue = Either<IntArray, Float32Array>;
+    type JsValue = Either3<IntArray, Float32Array, ()>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let AffineTask { op, scale, offset, layout } = self;
@@ -166,13 +193,15 @@ impl Task for AffineTask {
             AffineOp::Quantize { x } => Ok(AffineResult::Ints(run_quantize(x, scale, offset, layout)?)),
             AffineOp::Dequantize { q, int_type } => Ok(AffineResult::Floats(dequantize_bytes(q, int_type, scale, offset, layout)?)),
             AffineOp::QuantizeDequantize { x } => Ok(AffineResult::Floats(run_qdq(x, scale, offset, layout)?)),
+            AffineOp::QuantizeDequantizeInto { x, out } => run_qdq_into(x, out, scale, offset, layout).map(|_| AffineResult::Written),
         })
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         Ok(match output {
-            AffineResult::Ints(ints) => Either::A(ints.into_js()),
-            AffineResult::Floats(floats) => Either::B(Float32Array::new(floats)),
+            AffineResult::Ints(ints) => Either3::A(ints.into_js()),
+            AffineResult::Floats(floats) => Either3::B(Float32Array::new(floats)),
+            AffineResult::Written => Either3::C(()),
         })
     }
 }
@@ -196,4 +225,11 @@ pub fn affine_dequantize_async(q: Uint8Array, int_type: String, scale: Float32Ar
 pub fn affine_quantize_dequantize_async(x: Float32Array, scale: Float32Array, offset: Int32Array, qmin: i64, qmax: i64, shape: Vec<u32>, axis: Option<u32>, block_size: Option<u32>, signal: Option<AbortSignal>) -> AsyncTask<AffineTask> {
     let layout = Layout::new(&shape, axis, block_size, qmin, qmax);
     AsyncTask::with_optional_signal(AffineTask { op: AffineOp::QuantizeDequantize { x }, scale, offset, layout }, signal)
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn affine_quantize_dequantize_into_async(x: Float32Array, out: Float32Array, scale: Float32Array, offset: Int32Array, qmin: i64, qmax: i64, shape: Vec<u32>, axis: Option<u32>, block_size: Option<u32>, signal: Option<AbortSignal>) -> AsyncTask<AffineTask> {
+    let layout = Layout::new(&shape, axis, block_size, qmin, qmax);
+    AsyncTask::with_optional_signal(AffineTask { op: AffineOp::QuantizeDequantizeInto { x, out }, scale, offset, layout }, signal)
 }
