@@ -75,3 +75,11 @@ export interface JsErrorStats {
   meanAbsError: number
   nonFinite: number
 }
+
+export declare function testPanicAsync(): Promise<unknown>
+
+/**
+ * Test hook: panics inside a sync call (napi-rs's catch_unwind) or an async task (our guard),
+ * so that `__test__/api.test.mjs` can check a panic becomes a JS error and Node survives.
+ */
+export declare function testPanicSync(): void

@@ -848,3 +848,5 @@ module.exports.affineQuantizeDequantizeIntoAsync = nativeBinding.affineQuantizeD
 module.exports.compareTensorsNative = nativeBinding.compareTensorsNative
 module.exports.computeEncodingNative = nativeBinding.computeEncodingNative
 module.exports.coreVersion = nativeBinding.coreVersion
+module.exports.testPanicAsync = nativeBinding.testPanicAsync
+module.exports.testPanicSync = nativeBinding.testPanicSync

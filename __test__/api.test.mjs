@@ -160,3 +160,10 @@ test('quantizeDequantize into a caller\'s array and in place equal the allocatin
   t.throws(() => affine.quantizeDequantize(buf.subarray(0, 100_000), 1, 0, 0, 255, { out: buf.subarray(1, 100_001) }), { instanceOf: TypeError, message: /overlaps/ })
   t.throws(() => affine.quantizeDequantize(x, 1, 0, 0, 255, { out: new Float32Array(3) }), { instanceOf: TypeError, message: /opts\.out/ })
 })
+
+test('a Rust panic becomes a JS error, sync and async, and the process goes on', async (t) => {
+  const native = require('../index.js') // the binding's test hooks are not part of the public API
+  t.throws(() => native.testPanicSync(), { message: /deliberate panic/ })
+  await t.throwsAsync(() => native.testPanicAsync(), { message: /internal error in testPanicAsync: deliberate panic/ })
+  t.deepEqual([...affine.quantize(Float32Array.of(1), 1, 0, 0, 255)], [1])
+})

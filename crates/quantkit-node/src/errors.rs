@@ -46,3 +46,30 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> napi::Result<T>) -> napi::Result
 pub fn to_usize_vec(values: &[u32]) -> Vec<usize> {
     values.iter().map(|&v| v as usize).collect()
 }
+
+/// Test hook: panics inside a sync call (napi-rs's catch_unwind) or an async task (our guard),
+/// so that `__test__/api.test.mjs` can check a panic becomes a JS error and Node survives.
+#[napi_derive::napi(catch_unwind)]
+pub fn test_panic_sync() -> napi::Result<()> {
+    panic!("deliberate panic (test hook)")
+}
+
+pub struct PanicTask;
+
+impl napi::Task for PanicTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<()> {
+        guard("testPanicAsync", || panic!("deliberate panic (test hook)"))
+    }
+
+    fn resolve(&mut self, _env: napi::Env, _output: ()) -> napi::Result<()> {
+        Ok(())
+    }
+}
+
+#[napi_derive::napi]
+pub fn test_panic_async() -> napi::bindgen_prelude::AsyncTask<PanicTask> {
+    napi::bindgen_prelude::AsyncTask::new(PanicTask)
+}
