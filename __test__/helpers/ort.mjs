@@ -2,6 +2,7 @@
 // thread each way (2-core CI), graph optimisations off so ORT executes exactly the nodes written
 // (with optimisations on it fuses Q/DQ pairs into integer kernels).
 import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
 
 const require = createRequire(import.meta.url)
 const ort = require('onnxruntime-node')
@@ -27,14 +28,15 @@ export const SESSION_OPTIONS = Object.freeze({
 })
 
 /**
- * @param {Uint8Array} bytes ModelProto bytes
+ * @param {Uint8Array | string} bytes ModelProto bytes, or the model's path (needed for external data)
  * @param {Record<string, {type: string, data: ArrayLike<unknown>, dims: readonly number[]}>} feeds
  *   ORT tensor type names ('float32', 'int8', 'int64', …); checked by shape, not instanceof, since
  *   several onnxruntime-node copies can be installed.
  * @returns {Promise<Record<string, {type: string, data: ArrayLike<unknown>, dims: number[]}>>}
  */
 export async function runModel(bytes, feeds, options = {}) {
-  checkOutputs(bytes)
+  // A path lets ORT find the model's external data, which it cannot do for bytes.
+  checkOutputs(typeof bytes === 'string' ? readFileSync(bytes) : bytes)
   const session = await ort.InferenceSession.create(bytes, { ...SESSION_OPTIONS, ...options })
   try {
     const ortFeeds = {}

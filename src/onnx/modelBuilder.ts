@@ -26,6 +26,9 @@ export type TypedAttribute =
   | { type: 'STRINGS'; value: string[] }
   | { type: 'TENSOR'; value: Tensor }
   | { type: 'TENSORS'; value: Tensor[] }
+  /** A subgraph (If's branches, Loop's and Scan's bodies). */
+  | { type: 'GRAPH'; value: GraphSpec }
+  | { type: 'GRAPHS'; value: GraphSpec[] }
 
 /**
  * An attribute value. Untagged values are typed by their JS form: an integer number or a bigint is
@@ -51,6 +54,16 @@ export interface NodeSpec {
   /** '' or omitted for ai.onnx. */
   domain?: string
   /** Defaults to `${opType}_${index}`. */
+  name?: string
+}
+
+/** A graph: the model's main graph, or a subgraph given as a GRAPH attribute. */
+export interface GraphSpec {
+  inputs: ValueInfoSpec[]
+  outputs: ValueInfoSpec[]
+  initializers?: Tensor[]
+  nodes: NodeSpec[]
+  /** Defaults to 'graph'. */
   name?: string
 }
 
@@ -100,7 +113,7 @@ function int64Field(v: number | bigint, where: string): Long {
   }
 }
 
-function attributeProto(name: string, value: AttributeValue, where: string): onnx.AttributeProto {
+function attributeProto(name: string, value: AttributeValue, where: string, imported: ReadonlySet<string>): onnx.AttributeProto {
   const a = typeAttribute(value, where)
   switch (a.type) {
     case 'INT':
@@ -123,6 +136,14 @@ function attributeProto(name: string, value: AttributeValue, where: string): onn
       return onnx.AttributeProto.create({ name, type: AttrType.TENSOR, t: tensorToProto(a.value) })
     case 'TENSORS':
       return onnx.AttributeProto.create({ name, type: AttrType.TENSORS, tensors: a.value.map(tensorToProto) })
+    case 'GRAPH':
+      return onnx.AttributeProto.create({ name, type: AttrType.GRAPH, g: graphProto(a.value, imported, `${where} graph`) })
+    case 'GRAPHS':
+      return onnx.AttributeProto.create({
+        name,
+        type: AttrType.GRAPHS,
+        graphs: a.value.map((g, i) => graphProto(g, imported, `${where} graph ${i}`)),
+      })
     default:
       throw new OnnxFormatError(`${where}: unknown attribute type ${JSON.stringify((a as { type: unknown }).type)}`)
   }
@@ -146,12 +167,7 @@ function normalizeOpsets(opset: ModelSpec['opset']): OpsetId[] {
   return list.map(({ domain, version }) => ({ domain: domain === 'ai.onnx' ? '' : domain, version }))
 }
 
-/** Serializes a model described by `spec` to ModelProto bytes. */
-export function buildModel(spec: ModelSpec): Uint8Array {
-  const opsets = normalizeOpsets(spec.opset)
-  const imported = new Set(opsets.map((o) => o.domain))
-  const irVersion = spec.irVersion ?? minIrVersion(opsets)
-
+function graphProto(spec: GraphSpec, imported: ReadonlySet<string>, where: string): onnx.GraphProto {
   const nodes = spec.nodes.map((n, index) => {
     const name = n.name ?? `${n.opType}_${index}`
     const domain = n.domain === 'ai.onnx' ? '' : (n.domain ?? '')
@@ -159,22 +175,30 @@ export function buildModel(spec: ModelSpec): Uint8Array {
       throw new OnnxFormatError(`node ${JSON.stringify(name)}: domain ${JSON.stringify(domain || 'ai.onnx')} is not among the model's opsets`)
     }
     const attribute = Object.entries(n.attributes ?? {}).map(([key, value]) =>
-      attributeProto(key, value, `node ${JSON.stringify(name)} attribute ${JSON.stringify(key)}`),
+      attributeProto(key, value, `node ${JSON.stringify(name)} attribute ${JSON.stringify(key)}`, imported),
     )
     return onnx.NodeProto.create({ name, opType: n.opType, domain, input: n.inputs, output: n.outputs, attribute })
   })
+  return onnx.GraphProto.create({
+    name: spec.name ?? 'graph',
+    node: nodes,
+    initializer: (spec.initializers ?? []).map(tensorToProto),
+    input: spec.inputs.map((v) => valueInfoProto(v, `${where} input`)),
+    output: spec.outputs.map((v) => valueInfoProto(v, `${where} output`)),
+  })
+}
+
+/** Serializes a model described by `spec` to ModelProto bytes. */
+export function buildModel(spec: ModelSpec): Uint8Array {
+  const opsets = normalizeOpsets(spec.opset)
+  const imported = new Set(opsets.map((o) => o.domain))
+  const irVersion = spec.irVersion ?? minIrVersion(opsets)
 
   const model = onnx.ModelProto.create({
     irVersion: toLong(irVersion),
     producerName: spec.producerName ?? 'quantkit',
     opsetImport: opsets.map((o) => onnx.OperatorSetIdProto.create({ domain: o.domain, version: toLong(o.version) })),
-    graph: onnx.GraphProto.create({
-      name: spec.graphName ?? 'graph',
-      node: nodes,
-      initializer: (spec.initializers ?? []).map(tensorToProto),
-      input: spec.inputs.map((v) => valueInfoProto(v, 'input')),
-      output: spec.outputs.map((v) => valueInfoProto(v, 'output')),
-    }),
+    graph: graphProto({ ...spec, name: spec.graphName }, imported, 'graph'),
   })
   return onnx.ModelProto.encode(model).finish()
 }

@@ -64,31 +64,28 @@ function knownRank(graph: Graph, name: string): number | undefined {
   return (graph.valueInfo.find((v) => v.name === name) ?? graph.inputs.find((v) => v.name === name))?.shape?.length
 }
 
-/** MatMul(X, W) with 2-D X and constant 2-D W → Gemm(X, W), as AIMET's _matmul_to_gemm; or a reason. */
-function matmulAsGemm(graph: Graph, index: GraphIndex, node: Node): string | undefined {
+/** Why MatMul(X, W) cannot become Gemm(X, W, b) as AIMET's _matmul_to_gemm does, or undefined. */
+function matmulBlocker(graph: Graph, node: Node): string | undefined {
   const w = graph.initializers.get(node.inputs[1] ?? '')
   if (!w || w.dims.length !== 2) return 'MatMul weight is not a 2-D initializer'
   if (knownRank(graph, node.inputs[0]!) !== 2) return 'MatMul input is not known to be 2-D (BN normalizes axis 1, MatMul writes the last axis)'
-  node.opType = 'Gemm'
-  if (node.name.includes('MatMul')) node.name = node.name.replace('MatMul', 'Gemm')
-  void index
   return undefined
 }
 
 function foldAfter(ctx: PassContext, layer: Node, bn: Node, p: BnParams): string | undefined {
   const graph = ctx.model.graph
-  let index = graphIndex(graph)
+  const index = graphIndex(graph)
   const out = layer.outputs[0]!
   if (index.consumers(out).length !== 1 || index.isGraphOutput(out)) return `${q(out)} has other readers than the BN`
   const wName = layer.inputs[1] ?? ''
   const w = ownedParameter(graph, index, layer, wName)
   if (typeof w === 'string') return `weight ${w}`
-  if (layer.opType === 'MatMul') {
-    const why = matmulAsGemm(graph, index, layer)
+  const isMatMul = layer.opType === 'MatMul'
+  if (isMatMul) {
+    const why = matmulBlocker(graph, layer)
     if (why) return why
-    index = graphIndex(graph)
   }
-  const layout = weightLayout(layer, w)
+  const layout = weightLayout(isMatMul ? { ...layer, opType: 'Gemm' } : layer, w)
   if (typeof layout === 'string') return layout
   if (layout.outChannels !== p.scale.length) return `${layout.outChannels} output channels but the BN has ${p.scale.length}`
   const bias = layerBias(graph, index, layer, layout.outChannels)
@@ -96,6 +93,11 @@ function foldAfter(ctx: PassContext, layer: Node, bn: Node, p: BnParams): string
   const weight = new Float32Array(w.data.length)
   for (let i = 0; i < weight.length; i++) weight[i] = w.data[i]! * p.scale[layout.channelOf(i)]!
   for (let o = 0; o < bias.values.length; o++) bias.values[o] = bias.values[o]! * p.scale[o]! + p.shift[o]!
+  if (isMatMul) {
+    layer.opType = 'Gemm'
+    if (layer.name.includes('MatMul')) layer.name = layer.name.replace('MatMul', 'Gemm')
+    bias.name = uniqueName(graph, `${layer.name || 'Gemm'}.bias`)
+  }
   writeLayerParams(graph, layer, wName, weight, w.dims, bias)
   removeNode(graph, bn)
   ctx.release(...bn.inputs.slice(1))
@@ -196,8 +198,11 @@ export const foldBatchNorms: PreparePass = {
         }
       }
     }
-    for (const [bn, why] of refused) if (graph.nodes.includes(bn)) ctx.note(`BatchNormalization ${q(bn.name)} not folded ${why}`)
-    void uniqueName
+    for (const bn of graph.nodes) {
+      if (bn.opType !== 'BatchNormalization' || !isDefault(bn)) continue
+      const why = refused.get(bn) ?? 'no Conv, ConvTranspose, Gemm or MatMul writes its input alone, and no unpadded Conv reads its output alone'
+      ctx.note(`BatchNormalization ${q(bn.name)} not folded: ${refused.has(bn) ? why : `standalone (${why})`}`)
+    }
     return folded
   },
 }
