@@ -41,3 +41,37 @@ export class ExternalDataError extends OnnxFormatError {
     this.location = details.location
   }
 }
+
+/** Calibration failed: no data, non-finite values reaching a tensor, a tensor that cannot be observed. */
+export class CalibrationError extends QuantkitError {
+  override name = 'CalibrationError'
+  constructor(message: string, readonly tensor?: string, options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
+/**
+ * A quantsim config (an AIMET-format JSON file, a preset name or a config object) that cannot be
+ * read or breaks the format: unknown key, bad value, missing section, unknown preset or pass.
+ */
+export class ConfigError extends QuantkitError {
+  override name = 'ConfigError'
+  /** The JSON path of the offending key or value, e.g. `op_type.Conv.per_channel_quantization`; '' for the whole config. */
+  readonly path: string
+  /** Where the config came from: a file path, `preset:<name>` or `<object>`. */
+  readonly source: string
+  /** The nearest valid key or name, when the error is an unknown or misspelled one. */
+  readonly suggestion?: string
+
+  constructor(message: string, details: { path: string; source: string; suggestion?: string }) {
+    super(message)
+    this.path = details.path
+    this.source = details.source
+    this.suggestion = details.suggestion
+  }
+}
+
+/** An operation stopped because its AbortSignal fired; `cause` is the signal's reason. */
+export class AbortError extends QuantkitError {
+  override name = 'AbortError'
+}

@@ -13,6 +13,21 @@ export class InferenceError extends QuantkitError {
   override name = 'InferenceError'
 }
 
+/** ORT's description of an input or output: element type and shape (symbolic dims as strings). */
+export interface ValueMetadata {
+  name: string
+  isTensor: boolean
+  type?: string
+  shape?: (number | string)[]
+}
+
+interface SessionIo {
+  inputNames: string[]
+  outputNames: string[]
+  inputMetadata: ValueMetadata[]
+  outputMetadata: ValueMetadata[]
+}
+
 export interface OrtRunnerOptions {
   /** ORT intra-op threads; default: the machine's parallelism. */
   intraOpNumThreads?: number
@@ -29,17 +44,21 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void }
 export class OrtRunner {
   readonly inputNames: readonly string[]
   readonly outputNames: readonly string[]
+  readonly inputMetadata: readonly ValueMetadata[]
+  readonly outputMetadata: readonly ValueMetadata[]
   readonly #worker: Worker
   readonly #pending = new Map<number, Pending>()
   readonly #name: string
   #nextId = 1
   #dead: Error | undefined
 
-  private constructor(worker: Worker, name: string, io: { inputNames: string[]; outputNames: string[] }) {
+  private constructor(worker: Worker, name: string, io: SessionIo) {
     this.#worker = worker
     this.#name = name
     this.inputNames = io.inputNames
     this.outputNames = io.outputNames
+    this.inputMetadata = io.inputMetadata
+    this.outputMetadata = io.outputMetadata
   }
 
   /** Starts a worker and creates the session there from a file path or model bytes. */
@@ -48,7 +67,7 @@ export class OrtRunner {
     const name = opts.name ?? (typeof model === 'string' ? model : 'model')
     const worker = new Worker(join(__dirname, 'ortRunnerWorker.js'))
     const pending = new Map<number, Pending>()
-    const boot = new Promise<{ inputNames: string[]; outputNames: string[] }>((resolve, reject) => {
+    const boot = new Promise<SessionIo>((resolve, reject) => {
       pending.set(0, { resolve: resolve as (v: unknown) => void, reject })
     })
     const listener = (msg: WorkerResponse) => settle(pending, msg, name)
@@ -63,7 +82,7 @@ export class OrtRunner {
       executionProviders: ['cpu'],
     }
     worker.postMessage({ id: 0, kind: 'create', model, options } satisfies WorkerRequest)
-    let io: { inputNames: string[]; outputNames: string[] }
+    let io: SessionIo
     try {
       io = await boot
     } catch (err) {

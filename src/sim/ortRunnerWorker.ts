@@ -25,7 +25,17 @@ async function handle(req: WorkerRequest): Promise<void> {
       case 'create': {
         const source = typeof req.model === 'string' ? req.model : req.model
         session = await ort.InferenceSession.create(source as Uint8Array, req.options as import('onnxruntime-node').InferenceSession.SessionOptions)
-        reply({ id: req.id, ok: true, result: { inputNames: [...session.inputNames], outputNames: [...session.outputNames] } })
+        const meta = (m: readonly unknown[]) => m.map((v) => ({ ...(v as object) }))
+        reply({
+          id: req.id,
+          ok: true,
+          result: {
+            inputNames: [...session.inputNames],
+            outputNames: [...session.outputNames],
+            inputMetadata: meta(session.inputMetadata ?? []),
+            outputMetadata: meta(session.outputMetadata ?? []),
+          },
+        })
         return
       }
       case 'run': {

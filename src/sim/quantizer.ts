@@ -1,0 +1,44 @@
+// A quantizer: one tensor of the model quantized with one spec (AIMET's QcQuantizeOp in spirit).
+// Placement (placement.ts) decides which quantizers exist; calibration fills their encodings;
+// the QDQ builder (src/export/qdqModel.ts) turns them into QuantizeLinear/DequantizeLinear pairs.
+import type { Encoding } from '../encoding.js'
+
+/** Where the quantizer sits: a model/op input, an op output (activation), or a parameter. */
+export type QuantizerKind = 'input' | 'output' | 'param'
+
+/** How a tensor is quantized (DECISIONS: `{ dtype, bitwidth, symmetric, strictSymmetric, unsignedSymmetric, axis, blockSize, lpbq }`). */
+export interface QuantizerSpec {
+  dtype: 'int' | 'float'
+  /** 2–16 for activations and weights, 32 for biases; 16 for float16. */
+  bitwidth: number
+  symmetric: boolean
+  strictSymmetric: boolean
+  unsignedSymmetric: boolean
+  /** Per-channel axis of a parameter (undefined: per-tensor). */
+  axis?: number
+  /** Per-block along `axis` (blocked quantization). */
+  blockSize?: number
+  /** Low-power blockwise quantization: per-block integer scales of this bitwidth under a per-channel scale. */
+  lpbq?: { decompressedBitwidth: number }
+}
+
+export interface Quantizer {
+  /** The tensor quantized: an initializer (param), a graph input, or a node output. */
+  tensor: string
+  kind: QuantizerKind
+  /** The node the tensor belongs to: its producer (outputs), its reader (params, inputs). */
+  node: string
+  opType: string
+  /** For params: AIMET's name for the input ('weight', 'bias', 'running_mean', …). */
+  paramName?: string
+  enabled: boolean
+  spec: QuantizerSpec
+  /** Calibrated (or fixed) encodings: one for per-tensor, one per channel or block otherwise. */
+  encodings?: Encoding[]
+  /** A fixed range from the config's encoding_constraints (Relu min 0, Sigmoid [0, 1], …). */
+  fixedRange?: { min: number; max: number }
+  /** Shares the encoding of another quantizer (AIMET ties Concat, pools, Relu, Resize, … in and out). */
+  tiedTo?: string
+  /** Why a quantizer is disabled or absent, for the placement report. */
+  note?: string
+}
