@@ -18,6 +18,8 @@ export interface StepContext extends ValueFacts {
   addConstant(base: string, tensor: Omit<Tensor, 'name'>): string
   /** An int64 1-D initializer holding `values`. */
   int64s(base: string, values: readonly (number | bigint)[]): string
+  /** Whether a node (or subgraph) of the node's graph reads `name`, or it is a graph output. */
+  isUsed(name: string): boolean
   /** A new default-domain node (its name fresh and derived from `like`). */
   makeNode(like: Node, opType: string, inputs: string[], outputs: string[], attributes?: Record<string, AttributeValue>): Node
 }
@@ -30,10 +32,13 @@ export function intAttr(value: number): AttributeValue {
   return { type: 'int', value }
 }
 
-/** A scalar of `dataType` holding the float32 attribute `value`; undefined for types an old float-only op could not have. */
+/**
+ * A float32 scalar holding the (float32) attribute `value` when `dataType` is FLOAT, else undefined.
+ * Clip-6 and Pad-2 also allowed float16 and double, but ONNX Runtime has no kernel to prove such a
+ * conversion against, so those stay blockers.
+ */
 export function floatScalar(dataType: number, value: number): Omit<Tensor, 'name'> | undefined {
   if (dataType === DataType.FLOAT) return { dataType, dims: [], data: Float32Array.of(value) }
-  if (dataType === DataType.DOUBLE) return { dataType, dims: [], data: Float64Array.of(value) }
   return undefined
 }
 
@@ -42,6 +47,7 @@ export function createStepContext(
   facts: ValueFacts,
   taken: Set<string>,
   takenNodeNames: Set<string>,
+  isUsed: (name: string) => boolean,
   opset: number,
   target: number,
 ): StepContext {
@@ -66,9 +72,11 @@ export function createStepContext(
     target,
     rank: facts.rank,
     elemType: facts.elemType,
-    constant: facts.constant,
+    // Constants added by earlier steps (Upsample's scales before Resize-11 reads them) count too.
+    constant: (name) => facts.constant(name) ?? (graph.inputs.some((v) => v.name === name) ? undefined : graph.initializers.get(name)),
     freshName,
     addConstant,
+    isUsed,
     int64s: (base, values) =>
       addConstant(base, { dataType: DataType.INT64, dims: [values.length], data: BigInt64Array.from(values, (v) => BigInt(v)) }),
     makeNode: (like, opType, inputs, outputs, attributes = {}) => ({

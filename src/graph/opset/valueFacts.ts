@@ -151,6 +151,17 @@ function intData(t: Tensor | undefined): number[] | undefined {
   return Array.from(t.data as ArrayLike<number | bigint>, Number)
 }
 
+/** Elements a 1-D Slice (attribute or constant-input form, step 1) keeps of an input of length `length`. */
+function sliceLength(node: Node, length: number | undefined, facts: ValueFacts): number | undefined {
+  if (length === undefined) return undefined
+  const starts = attrInts(node, 'starts') ?? intData(facts.constant(node.inputs[1] ?? ''))
+  const ends = attrInts(node, 'ends') ?? intData(facts.constant(node.inputs[2] ?? ''))
+  const steps = node.inputs[4] ? intData(facts.constant(node.inputs[4])) : [1]
+  if (!starts || !ends || !steps || starts.length !== 1 || ends.length !== 1 || steps[0] !== 1) return undefined
+  const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + length : v, 0), length)
+  return Math.max(clamp(ends[0]!) - clamp(starts[0]!), 0)
+}
+
 /** The element count of a 1-D value (a shape tensor), from its constant data or a Shape/Concat producing it. */
 function lengthOf(name: string | undefined, facts: ValueFacts & { length?(name: string): number | undefined }): number | undefined {
   if (!name) return undefined
@@ -229,6 +240,14 @@ export function valueFacts(graph: Graph, outer?: ValueFacts): ValueFacts {
       const start = attrInt(node, 'start', 0)
       const end = attrInt(node, 'end')
       if (x !== undefined && start === 0 && end === undefined) lengths.set(out, x)
+    }
+    if ((node.opType === 'Cast' || node.opType === 'Identity') && !lengths.has(out)) {
+      const l = facts.length(node.inputs[0] ?? '')
+      if (l !== undefined) lengths.set(out, l)
+    }
+    if (node.opType === 'Slice' && !lengths.has(out)) {
+      const l = sliceLength(node, facts.length(node.inputs[0] ?? ''), facts)
+      if (l !== undefined) lengths.set(out, l)
     }
     if (node.opType === 'Concat' && !lengths.has(out) && facts.rank(node.inputs[0] ?? '') === 1) {
       let total = 0
