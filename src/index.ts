@@ -22,3 +22,4 @@ export { insertNodeOnEdge, replaceInitializer, removeNode, renameValue, addGraph
 export { validateGraph, findGraphProblems } from './graph/validateGraph.js'
 export { opHistogram } from './graph/opHistogram.js'
 export { cloneModel, opsetVersion } from './graph/model.js'
+export * from './config/index.js'
