@@ -6,6 +6,7 @@ import { inspect } from './inspect.js'
 const USAGE = `usage: quantkit <command>
   demo [model.onnx] [--json]   weight quantization statistics (int8/int4, per-tensor/per-channel)
   inspect <model.onnx> [--json] opsets, inputs/outputs, ops, parameters, external data, what preparation folds
+  inspect <model.onnx> --quantizers [--config <preset|file>] [--json]   the quantizer table QuantSim places
   version                      print quantkit's version`
 
 async function main(argv: string[]): Promise<number> {
