@@ -75,3 +75,21 @@ export class ConfigError extends QuantkitError {
 export class AbortError extends QuantkitError {
   override name = 'AbortError'
 }
+
+/**
+ * Calibration or evaluation data (`--calib` / `--data`, job files, `openDataSource`) that cannot be
+ * read or does not fit the model: the message names the file and what the model expects.
+ */
+export class DataSourceError extends QuantkitError {
+  override name = 'DataSourceError'
+  /** The file or folder at fault (for an image folder, the image when one is to blame). */
+  readonly file: string
+  /** The model input concerned, when there is one. */
+  readonly input?: string
+
+  constructor(message: string, details: { file: string; input?: string }, options?: ErrorOptions) {
+    super(message, options)
+    this.file = details.file
+    this.input = details.input
+  }
+}

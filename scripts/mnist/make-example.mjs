@@ -2,8 +2,7 @@
 // calibration and the first 1,000 held-out digits with their labels, from the `mnist` package via
 // __test__/helpers/mnist.mjs (the same split the fixture model was trained with).
 //   calibration.npy   float32 [256, 1, 28, 28], the package's pixel values exactly
-//   test-images.npy   uint8   [1000, 1, 28, 28], round(pixel · 255) (the package stores round(b/255, 3),
-//                     so this recovers the byte b exactly; b/255 differs from the stored value by < 5e-4)
+//   test-images.npy   float32 [1000, 1, 28, 28], the package's pixel values exactly
 //   test-labels.npy   uint8   [1000]
 // Run: node scripts/mnist/make-example.mjs
 import { writeFileSync, copyFileSync } from 'node:fs'
@@ -31,7 +30,7 @@ function npy(descr, shape, data) {
 const calib = loadMnist({ split: 'train', count: 256 })
 writeFileSync(join(out, 'calibration.npy'), npy('<f4', [256, 1, 28, 28], calib.images))
 const test = loadMnist({ split: 'test', count: 1000 })
-writeFileSync(join(out, 'test-images.npy'), npy('|u1', [1000, 1, 28, 28], Uint8Array.from(test.images, (v) => Math.round(v * 255))))
+writeFileSync(join(out, 'test-images.npy'), npy('<f4', [1000, 1, 28, 28], test.images))
 writeFileSync(join(out, 'test-labels.npy'), npy('|u1', [1000], test.labels))
 copyFileSync(join(root, '__test__', 'fixtures', 'mnist-cnn.onnx'), join(out, 'mnist-cnn.onnx'))
 console.log(`wrote ${out}`)

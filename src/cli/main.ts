@@ -2,10 +2,13 @@
 // quantkit command line. Exit codes: 0 success, 1 failure, 2 usage error.
 import { demo } from './demo.js'
 import { inspect } from './inspect.js'
+import { QUANTIZE_USAGE, quantizeCommand } from './quantize.js'
+import { UsageError } from './usageError.js'
 
 const USAGE = `usage: quantkit <command>
   demo [model.onnx] [--json]   weight quantization statistics (int8/int4, per-tensor/per-channel)
   inspect <model.onnx> [--json] opsets, inputs/outputs, ops, parameters, external data, what preparation folds
+  quantize <model.onnx> --calib <source> [options]   quantize, export QDQ + AIMET encodings (quantkit quantize --help)
   inspect <model.onnx> --quantizers [--config <preset|file>] [--json]   the quantizer table QuantSim places
   version                      print quantkit's version`
 
@@ -16,6 +19,12 @@ async function main(argv: string[]): Promise<number> {
       return demo(rest)
     case 'inspect':
       return inspect(rest)
+    case 'quantize':
+      if (rest.includes('--help')) {
+        console.log(QUANTIZE_USAGE)
+        return 0
+      }
+      return quantizeCommand(rest, interrupt.signal)
     case 'version':
     case '--version':
       console.log(require('../../package.json').version)
@@ -31,10 +40,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Ctrl-C stops long steps between batches (outputs are written atomically, so nothing is left
+// half-written); a second Ctrl-C exits at once.
+const interrupt = new AbortController()
+process.on('SIGINT', () => {
+  if (interrupt.signal.aborted) process.exit(130)
+  process.stderr.write('\nquantkit: stopping (Ctrl-C again to exit at once)\n')
+  interrupt.abort()
+})
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code },
   (err) => {
-    console.error(`quantkit: ${err instanceof Error ? err.message : String(err)}`)
+    if (err instanceof UsageError) {
+      console.error(`quantkit: ${err.message}`)
+      process.exitCode = 2
+      return
+    }
+    const name = err instanceof Error && err.name !== 'Error' ? `${err.name}: ` : ''
+    console.error(`quantkit: ${name}${err instanceof Error ? err.message : String(err)}`)
     process.exitCode = 1
   },
 )
