@@ -13,12 +13,12 @@ const configs = [
 ]
 const results = []
 for (const c of configs) {
-  const r = spawnSync(process.execPath, ['--expose-gc', join(here, 'affine.bench.mjs')], { env: { ...process.env, ...c.env }, encoding: 'utf8', maxBuffer: 1 << 24 })
-  if (r.status !== 0) {
-    process.stderr.write(r.stderr)
+  const child = spawnSync(process.execPath, ['--expose-gc', join(here, 'affine.bench.mjs')], { env: { ...process.env, ...c.env }, encoding: 'utf8', maxBuffer: 1 << 24 })
+  if (child.status !== 0) {
+    process.stderr.write(child.stderr)
     process.exit(1)
   }
-  const result = { config: c.name, ...JSON.parse(r.stdout.trim().split('\n').pop()) }
+  const result = { config: c.name, ...JSON.parse(child.stdout.trim().split('\n').pop()) }
   results.push(result)
   const f = (v) => v.toFixed(2)
   const r = result.ratios
@@ -32,3 +32,7 @@ const doc = { date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: o
 writeFileSync(out + '.tmp', JSON.stringify(doc, null, 2) + '\n')
 renameSync(out + '.tmp', out)
 console.log(`wrote ${out}`)
+
+// QuantSim: calibration time, peak RSS, QDQ latency (writes bench/results/quantsim.json itself).
+const quantsim = spawnSync(process.execPath, [join(here, 'quantsim.bench.mjs')], { stdio: 'inherit' })
+if (quantsim.status !== 0) process.exit(1)

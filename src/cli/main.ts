@@ -3,12 +3,16 @@
 import { demo } from './demo.js'
 import { inspect } from './inspect.js'
 import { QUANTIZE_USAGE, quantizeCommand } from './quantize.js'
+import { EVAL_USAGE, evalCommand } from './evalCommand.js'
+import { ANALYZE_USAGE, analyzeCommand } from './analyzeCommand.js'
 import { UsageError } from './usageError.js'
 
 const USAGE = `usage: quantkit <command>
   demo [model.onnx] [--json]   weight quantization statistics (int8/int4, per-tensor/per-channel)
   inspect <model.onnx> [--json] opsets, inputs/outputs, ops, parameters, external data, what preparation folds
   quantize <model.onnx> --calib <source> [options]   quantize, export QDQ + AIMET encodings (quantkit quantize --help)
+  eval <fp32.onnx> <quantized.onnx> --data <source> [--labels <file>]   compare two models' outputs
+  analyze <model.onnx> --calib <source> [--data <source>]   per-layer sensitivity, SQNR, weight ranges → report
   inspect <model.onnx> --quantizers [--config <preset|file>] [--json]   the quantizer table QuantSim places
   version                      print quantkit's version`
 
@@ -19,6 +23,18 @@ async function main(argv: string[]): Promise<number> {
       return demo(rest)
     case 'inspect':
       return inspect(rest)
+    case 'eval':
+      if (rest.includes('--help')) {
+        console.log(EVAL_USAGE)
+        return 0
+      }
+      return evalCommand(rest, interrupt.signal)
+    case 'analyze':
+      if (rest.includes('--help')) {
+        console.log(ANALYZE_USAGE)
+        return 0
+      }
+      return analyzeCommand(rest, interrupt.signal)
     case 'quantize':
       if (rest.includes('--help')) {
         console.log(QUANTIZE_USAGE)

@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util'
 import { mkdir, stat, writeFile, rename } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
-import { QuantSim, type QuantSimOptions } from '../sim/quantSim.js'
+import { QuantSim } from '../sim/quantSim.js'
+import type { QuantizeJob, TensorOverride } from './quantizeJob.js'
 import { modelToBytes } from '../onnx/saveModel.js'
 import { OrtRunner } from '../sim/ortRunner.js'
 import { compareOutputs, type Comparison } from '../analysis/compareOutputs.js'
@@ -74,44 +75,82 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
   if (positionals.length !== 1) throw new UsageError(`expected one model file\n${QUANTIZE_USAGE}`)
   if (!v.calib) throw new UsageError(`--calib <source> is required\n${QUANTIZE_USAGE}`)
   if (v.config && v.preset && v.config !== v.preset) throw new UsageError('--config and --preset name the same setting; give one')
+  if (v.labels && !v.eval) throw new UsageError('--labels needs --eval <source> (the labelled data)')
   const modelPath = positionals[0]!
-  const config = v.config ?? v.preset ?? (v['per-tensor'] ? 'per_tensor' : undefined)
-  const opts: QuantSimOptions = {
-    config,
-    prepare: !v['no-prepare'],
-    quantScheme: v.scheme as CalibrationScheme | undefined,
-    percentile: v.percentile === undefined ? undefined : Number(v.percentile),
-    paramBitwidth: int(v['param-bw'], 'param-bw'),
-    activationBitwidth: int(v['act-bw'], 'act-bw'),
-    paramType: v['param-type'],
-    activationType: v['act-type'],
+  const job: QuantizeJob = {
+    model: modelPath,
+    calibration: v.calib,
+    evaluation: v.eval,
+    labels: v.labels,
+    sim: {
+      config: v.config ?? v.preset ?? (v['per-tensor'] ? 'per_tensor' : undefined),
+      prepare: !v['no-prepare'],
+      quantScheme: v.scheme as CalibrationScheme | undefined,
+      percentile: v.percentile === undefined ? undefined : Number(v.percentile),
+      paramBitwidth: int(v['param-bw'], 'param-bw'),
+      activationBitwidth: int(v['act-bw'], 'act-bw'),
+      paramType: v['param-type'],
+      activationType: v['act-type'],
+    },
+    overrides: [],
+    analysis: { enabled: v.analyze ?? false, layers: int(v['analyze-layers'], 'analyze-layers') },
+    output: { dir: resolve(v.out ?? 'out'), prefix: v.prefix ?? basename(modelPath).replace(/\.onnx$/i, ''), formats: ['encodings', 'qdq'] },
+    batchSize: int(v['batch-size'], 'batch-size'),
+    calibrationCount: int(v['calib-count'], 'calib-count'),
   }
-  const log = (m: string) => { if (!v.quiet) process.stderr.write(`${m}\n`) }
-  const outDir = resolve(v.out ?? 'out')
-  const prefix = v.prefix ?? basename(modelPath).replace(/\.onnx$/i, '')
+  const result = await runQuantizeJob(job, { signal, quiet: v.quiet })
+  if (v.json) console.log(JSON.stringify(result, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
+  else printSummary(result)
+  return 0
+}
 
-  const sim = await QuantSim.create(modelPath, opts)
+function compileMatch(match: string): (name: string) => boolean {
+  const re = /^\/(.*)\/([a-z]*)$/s.exec(match)
+  if (!re) return (name) => name === match
+  const rx = new RegExp(re[1]!, re[2])
+  return (name) => rx.test(name)
+}
+
+/** Applies per-tensor overrides; returns how many quantizers each override changed. */
+export function applyOverrides(sim: QuantSim, overrides: readonly TensorOverride[]): number[] {
+  return overrides.map((o) => {
+    const test = compileMatch(o.match)
+    const tensors = [...new Set(sim.quantizers.filter((q) => test(q.tensor)).map((q) => q.tensor))]
+    for (const t of tensors) sim.setQuantizer(t, { enabled: o.enabled, bitwidth: o.bitwidth, symmetric: o.symmetric })
+    return tensors.length
+  })
+}
+
+/** Runs a quantization job: sim, overrides, calibration, export, evaluation, analysis, report. */
+export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSignal; quiet?: boolean } = {}): Promise<QuantizeResult> {
+  const { signal, quiet } = opts
+  const log = (m: string) => { if (!quiet) process.stderr.write(`${m}\n`) }
+  const outDir = resolve(job.output.dir)
+  const prefix = job.output.prefix
+  const sim = await QuantSim.create(job.model, job.sim)
   try {
-    log(`quantkit: ${modelPath} under ${sim.report.config}: ${sim.report.quantizers.activations} activation and ${sim.report.quantizers.params} weight quantizers`)
-    const calib = await openDataSource(v.calib, sim.model.graph, { batchSize: int(v['batch-size'], 'batch-size'), count: int(v['calib-count'], 'calib-count') })
-    const bar = progress('calibrating', { quiet: v.quiet })
+    const changed = applyOverrides(sim, job.overrides)
+    changed.forEach((n, i) => { if (n === 0) log(`quantkit: override ${JSON.stringify(job.overrides[i]!.match)} matches no quantized tensor`) })
+    log(`quantkit: ${job.model} under ${sim.report.config}: ${sim.report.quantizers.activations} activation and ${sim.report.quantizers.params} weight quantizers`)
+    const calib = await openDataSource(job.calibration, sim.model.graph, { batchSize: job.batchSize, count: job.calibrationCount })
+    const bar = progress('calibrating', { quiet })
     const t0 = Date.now()
     let samples = 0
     await sim.computeEncodings(calib.batches(), { signal, onProgress: (p) => { samples = p.samples; bar.update(p.samples, calib.count) } })
     bar.done(`${samples} samples`)
     const seconds = (Date.now() - t0) / 1000
     await mkdir(outDir, { recursive: true })
-    const exported = await sim.export(outDir, prefix)
-    const floatBytes = (await stat(join(outDir, `${prefix}.onnx`))).size
-    const quantizedBytes = (await stat(join(outDir, `${prefix}.qdq.onnx`))).size
+    const exported = await sim.export(outDir, prefix, { formats: job.output.formats })
+    const size = async (f: string) => { try { return (await stat(join(outDir, f))).size } catch { return 0 } }
+    const floatBytes = (await size(`${prefix}.onnx`)) || (await stat(job.model)).size
+    const quantizedBytes = await size(`${prefix}.qdq.onnx`)
+    const labels = job.labels ? await readLabels(job.labels) : undefined
     let evaluation: Comparison | undefined
-    const labels = v.labels ? await readLabels(v.labels) : undefined
-    if (v.labels && !v.eval) throw new UsageError('--labels needs --eval <source> (the labelled data)')
-    if (v.eval) {
-      const data = await openDataSource(v.eval, sim.model.graph, { batchSize: int(v['batch-size'], 'batch-size') })
-      const fp32 = await OrtRunner.create(modelToBytes(sim.model), { name: `${modelPath} (FP32)` })
+    if (job.evaluation) {
+      const data = await openDataSource(job.evaluation, sim.model.graph, { batchSize: job.batchSize })
+      const fp32 = await OrtRunner.create(modelToBytes(sim.model), { name: `${job.model} (FP32)` })
       try {
-        const bar2 = progress('evaluating', { quiet: v.quiet })
+        const bar2 = progress('evaluating', { quiet })
         evaluation = await compareOutputs((f) => fp32.run(f), (f) => sim.run(f), data.batches(), { labels, signal, onProgress: (n) => bar2.update(n, data.count) })
         bar2.done(`${evaluation.samples} samples`)
       } finally {
@@ -119,31 +158,33 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
       }
     }
     const result: QuantizeResult = {
-      model: modelPath, config: sim.report.config, files: exported.files, quantizers: sim.report.quantizers,
+      model: job.model, config: sim.report.config, files: exported.files, quantizers: sim.report.quantizers,
       floatBytes, quantizedBytes, calibration: { samples, seconds }, evaluation,
       notes: [...sim.report.placement.notes, ...(exported.qdq?.notes ?? [])],
     }
+    const scheme = job.sim.quantScheme ?? 'min_max'
     const report: ReportData = {
-      title: `quantkit: ${basename(modelPath)}`,
+      title: `quantkit: ${basename(job.model)}`,
       createdAt: new Date().toISOString(),
       quantkitVersion: (require('../../package.json') as { version: string }).version,
-      model: { file: modelPath, floatBytes, quantizedBytes, parameters: [...sim.model.graph.initializers.values()].reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0), ops: opHistogram(sim.model.graph) },
+      model: { file: job.model, floatBytes, quantizedBytes: quantizedBytes || undefined, parameters: [...sim.model.graph.initializers.values()].reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0), ops: opHistogram(sim.model.graph) },
       metric: evaluation?.accuracy ? 'accuracy' : 'sqnr',
       results: evaluation ? [{
-        name: `${sim.report.config}, ${opts.quantScheme ?? 'min_max'}`,
-        settings: { config: sim.report.config, scheme: opts.quantScheme ?? 'min_max', paramBitwidth: opts.paramBitwidth ?? 8, activationBitwidth: opts.activationBitwidth ?? 8 },
+        name: `${sim.report.config}, ${scheme}`,
+        settings: { config: sim.report.config, scheme, paramBitwidth: job.sim.paramBitwidth ?? 8, activationBitwidth: job.sim.activationBitwidth ?? 8 },
         accuracy: evaluation.accuracy?.other,
         outputSqnrDb: Object.fromEntries(evaluation.outputs.map((o) => [o.output, o.sqnrDb])),
         top1Agreement: evaluation.top1Agreement,
       }] : [],
       notes: result.notes,
     }
-    if (v.analyze) {
-      const source = await openDataSource(v.eval ?? v.calib, sim.model.graph, { batchSize: int(v['batch-size'], 'batch-size') })
-      const bar3 = progress('analyzing', { quiet: v.quiet, unit: 'steps' })
+    if (evaluation?.accuracy) report.results.unshift({ name: 'FP32', settings: { precision: 'float32' }, accuracy: evaluation.accuracy.reference, top1Agreement: 1 })
+    if (job.analysis.enabled) {
+      const source = await openDataSource(job.evaluation ?? job.calibration, sim.model.graph, { batchSize: job.batchSize })
+      const bar3 = progress('analyzing', { quiet, unit: 'configurations' })
       const a = await analyzeQuantization(sim, source.batches(), {
-        labels: v.eval ? labels : undefined,
-        layers: v['analyze-layers'] ? int(v['analyze-layers'], 'analyze-layers') : 'all',
+        labels: job.evaluation ? labels : undefined,
+        layers: job.analysis.layers ?? 'all',
         signal,
         onProgress: (p) => { if (p.phase === 'sensitivity') bar3.update(p.done, p.total) },
       })
@@ -158,12 +199,7 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
     const htmlPath = join(outDir, 'report.html')
     await writeReport(htmlPath, report)
     result.files.push(htmlPath)
-    if (v.json) {
-      console.log(JSON.stringify(result, (_k, x) => (x === Infinity ? 'Infinity' : x), 2))
-      return 0
-    }
-    printSummary(result)
-    return 0
+    return result
   } finally {
     await sim.close()
   }
