@@ -10,6 +10,11 @@ export interface ObserveTarget {
   scheme: CalibrationScheme
   percentile?: number
   encoding: EncodingOptions
+  /**
+   * min_max targets are reduced inside the graph (ReduceMin/ReduceMax to scalars, set by the
+   * calibrator): only two numbers per batch leave ONNX Runtime instead of the whole tensor.
+   */
+  reduce?: { min: string; max: string }
 }
 
 export type CalibrationRequest =

@@ -13,7 +13,9 @@ const ort = require('onnxruntime-node') as typeof import('onnxruntime-node')
 
 interface Observed {
   target: ObserveTarget
-  minmax: MinMaxObserver
+  /** min_max targets: running extremes. */
+  minmax?: MinMaxObserver
+  /** Histogram schemes: the histogram also keeps the exact extremes. */
   histogram?: HistogramObserver
 }
 
@@ -38,13 +40,31 @@ function toOrt(feeds: Record<string, PlainTensor>): Record<string, import('onnxr
   return out
 }
 
+/** The ORT outputs a target is read from: the tensor itself, or its in-graph min and max. */
+function outputsOf(o: Observed): string[] {
+  return o.target.reduce ? [o.target.reduce.min, o.target.reduce.max] : [o.target.tensor]
+}
+
+/** Feeds a target's observer from a run's results. */
+function observeFrom(o: Observed, results: Record<string, import('onnxruntime-node').Tensor>, batchIndex: number): void {
+  const name = o.target.tensor
+  const outs = outputsOf(o).map((n) => results[n])
+  if (outs.some((t) => !t)) throw new CalibrationDataError(`tensor ${JSON.stringify(name)} is not an output of the tapped model`, name)
+  if (o.target.reduce) {
+    const [lo, hi] = outs as [import('onnxruntime-node').Tensor, import('onnxruntime-node').Tensor]
+    observe(name, new ort.Tensor('float32', Float32Array.of(Number(lo.data[0]), Number(hi.data[0])), [2]), batchIndex)
+  } else {
+    observe(name, outs[0]!, batchIndex)
+  }
+}
+
 function observe(name: string, t: import('onnxruntime-node').Tensor, batchIndex: number): void {
   const o = observed.get(name)
   if (!o) return
   if (t.type !== 'float32') throw new CalibrationDataError(`tensor ${JSON.stringify(name)} is ${t.type}, not float32: it cannot be calibrated`, name)
   const data = t.data as Float32Array
   try {
-    o.minmax.update(data)
+    o.minmax?.update(data)
     o.histogram?.update(data)
   } catch (err) {
     const m = err instanceof Error ? err.message : String(err)
@@ -109,11 +129,9 @@ async function handle(req: CalibrationRequest): Promise<void> {
     switch (req.kind) {
       case 'init': {
         session = await ort.InferenceSession.create(req.model, req.options as import('onnxruntime-node').InferenceSession.SessionOptions)
-        observed = new Map(req.targets.map((target) => [target.tensor, {
-          target,
-          minmax: new MinMaxObserver(),
-          histogram: target.scheme === 'min_max' ? undefined : new HistogramObserver(),
-        }]))
+        observed = new Map(req.targets.map((target) => [target.tensor, target.scheme === 'min_max'
+          ? { target, minmax: new MinMaxObserver() }
+          : { target, histogram: new HistogramObserver() }]))
         maxBytesPerRun = req.maxBytesPerRun
         groups = []
         reply({ id: req.id, ok: true, result: null })
@@ -127,32 +145,28 @@ async function handle(req: CalibrationRequest): Promise<void> {
           if (observed.has(name)) observe(name, new ort.Tensor(t.type, t.data as never, t.dims), req.batchIndex)
         }
         const feeds = toOrt(req.feeds)
-        const names = [...observed.keys()].filter((n) => !(n in req.feeds))
+        const targets = [...observed.values()].filter((o) => !(o.target.tensor in req.feeds))
         if (groups.length === 0) {
-          // First batch: one run fetching everything, which also measures each output's size; the
-          // later batches are split into groups if that run exceeded the cap.
+          // First batch: one run fetching everything, which also measures each target's output
+          // size; the later batches are split into groups of targets if that run exceeded the cap.
           const results = await session.run(feeds)
           const sizes = new Map<string, number>()
-          for (const name of names) {
-            const t = results[name]
-            if (!t) throw new CalibrationDataError(`tensor ${JSON.stringify(name)} is not an output of the tapped model`, name)
-            sizes.set(name, (t.data as Float32Array).byteLength)
-            observe(name, t, req.batchIndex)
+          for (const o of targets) {
+            observeFrom(o, results, req.batchIndex)
+            sizes.set(o.target.tensor, outputsOf(o).reduce((n, k) => n + (results[k]!.data as Float32Array).byteLength, 0))
           }
           for (const t of Object.values(results)) t.dispose?.()
           groups = planGroups(sizes)
         } else if (groups.length === 1) {
           const results = await session.run(feeds)
-          for (const name of groups[0]!) observe(name, results[name]!, req.batchIndex)
+          for (const o of targets) observeFrom(o, results, req.batchIndex)
           for (const t of Object.values(results)) t.dispose?.()
         } else {
           for (const g of groups) {
-            const results = await runFetch(feeds, g)
-            for (const name of g) {
-              if (!results[name]) throw new CalibrationDataError(`tensor ${JSON.stringify(name)} is not an output of the tapped model`, name)
-              observe(name, results[name]!, req.batchIndex)
-              results[name]!.dispose?.()
-            }
+            const members = g.map((n) => observed.get(n)!)
+            const results = await runFetch(feeds, members.flatMap(outputsOf))
+            for (const o of members) observeFrom(o, results, req.batchIndex)
+            for (const t of Object.values(results)) t.dispose?.()
           }
         }
         reply({ id: req.id, ok: true, result: { runs: groups.length } })
@@ -162,12 +176,13 @@ async function handle(req: CalibrationRequest): Promise<void> {
         const encodings: ObservedEncoding[] = []
         for (const [tensor, o] of observed) {
           const { target } = o
-          const min = o.minmax.min[0]
-          const max = o.minmax.max[0]
+          const range = o.histogram?.range
+          const min = o.minmax ? o.minmax.min[0] : range?.min
+          const max = o.minmax ? o.minmax.max[0] : range?.max
           if (min === undefined || max === undefined) throw new CalibrationDataError(`tensor ${JSON.stringify(tensor)} was never observed`, tensor)
           const encoding = o.histogram
             ? o.histogram.encoding({ ...target.encoding, scheme: target.scheme, percentile: target.percentile })
-            : o.minmax.encoding(target.encoding)
+            : o.minmax!.encoding(target.encoding)
           encodings.push({ tensor, encoding, min, max })
         }
         reply({ id: req.id, ok: true, result: encodings })

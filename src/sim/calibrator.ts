@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { AbortError, CalibrationError } from '../errors.js'
 import { cloneModel, type Model } from '../graph/model.js'
 import { addGraphOutput } from '../graph/graphEdits.js'
+import { allValueNames, uniqueName } from '../graph/names.js'
 import { modelToBytes } from '../onnx/saveModel.js'
 import { batchSize, forEachBatch, knownTotal, type CalibrationData } from './calibrationData.js'
 import type { CalibrationRequest, CalibrationResponse, ObserveTarget, ObservedEncoding } from './calibrationProtocol.js'
@@ -84,7 +85,23 @@ export async function calibrate(model: Model, targets: ObserveTarget[], data: Ca
   if (targets.length === 0) return []
   const tapped = cloneModel(model)
   const inputs = new Set(model.graph.inputs.map((i) => i.name))
-  for (const t of targets) if (!inputs.has(t.tensor)) addGraphOutput(tapped.graph, t.tensor)
+  const taken = allValueNames(tapped.graph)
+  const fresh = (base: string) => { const n = uniqueName(tapped.graph, base, taken); taken.add(n); return n }
+  targets = targets.map((t) => {
+    if (inputs.has(t.tensor)) return t
+    if (t.scheme !== 'min_max') {
+      addGraphOutput(tapped.graph, t.tensor)
+      return t
+    }
+    // min_max needs two numbers per batch: reduce in the graph (ONNX Runtime copies every output
+    // it returns into JavaScript, which dominated calibration time when whole tensors came out).
+    const reduce = { min: fresh(`${t.tensor}__quantkit_min`), max: fresh(`${t.tensor}__quantkit_max`) }
+    for (const [op, out] of [['ReduceMin', reduce.min], ['ReduceMax', reduce.max]] as const) {
+      tapped.graph.nodes.push({ name: fresh(`${t.tensor}__quantkit_${op}`), opType: op, domain: '', inputs: [t.tensor], outputs: [out], attributes: new Map([['keepdims', { type: 'int', value: 0 }]]) })
+      tapped.graph.outputs.push({ name: out, elemType: 1, shape: [] })
+    }
+    return { ...t, reduce }
+  })
   const worker = new CalibrationWorker()
   try {
     await worker.request({
