@@ -16,6 +16,8 @@ pub mod percentile;
 pub mod tf_enhanced;
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 pub(crate) mod testdata;
 
 use std::fmt;
@@ -195,5 +197,49 @@ mod tests {
         assert_eq!(search_range(&h, &Scheme::MinMax, &EncodingSpec::asymmetric(8)).unwrap(), (-0.3, 2.1));
         let e = search_encoding(&h, &Scheme::MinMax, &EncodingSpec::asymmetric(8)).unwrap();
         assert_eq!(e, compute_encoding(-0.3, 2.1, &EncodingSpec::asymmetric(8)).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::testdata::gaussian;
+    use super::*;
+
+    fn ms(mut f: impl FnMut()) -> f64 {
+        f();
+        let runs = 10;
+        let t = std::time::Instant::now();
+        for _ in 0..runs {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e3 / runs as f64
+    }
+
+    /// ms per search on a 2048-bin histogram of 1M Gaussian values; `Mse` and `Entropy` also
+    /// as first written (`reference.rs`). Single-threaded figures: `RAYON_NUM_THREADS=1`.
+    /// `cargo test --release -p quantkit-core search::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn ms_per_search() {
+        let mut h = HistogramObserver::new(2048);
+        h.update(&gaussian(1_000_000, 1)).unwrap();
+        let b = Bins::of(&h);
+        for spec in [EncodingSpec::symmetric(8), EncodingSpec::asymmetric(8)] {
+            let kind = if spec.symmetric { "symmetric" } else { "asymmetric" };
+            for scheme in [Scheme::MinMax, Scheme::TfEnhanced, Scheme::Percentile(99.9), Scheme::Mse, Scheme::Entropy] {
+                let t = ms(|| {
+                    std::hint::black_box(search_range(&h, &scheme, &spec).unwrap());
+                });
+                println!("{kind:>10} {scheme:?}: {t:.3} ms");
+            }
+            let t = ms(|| {
+                std::hint::black_box(reference::mse::clip_range(&b, &spec));
+            });
+            println!("{kind:>10} Mse (reference): {t:.3} ms");
+            let t = ms(|| {
+                std::hint::black_box(entropy::clip_range_with(&b, &spec, reference::entropy::threshold));
+            });
+            println!("{kind:>10} Entropy (reference): {t:.3} ms");
+        }
     }
 }

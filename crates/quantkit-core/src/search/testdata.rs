@@ -36,3 +36,14 @@ pub(crate) fn gaussian(n: usize, seed: u64) -> Vec<f32> {
     }
     out
 }
+
+/// Laplace(0, b): −b·sign(u)·ln(1 − 2|u|), u uniform in (−½, ½).
+pub(crate) fn laplace(n: usize, seed: u64, b: f64) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let u = r.next_f64() - 0.5;
+            (-b * u.signum() * (1.0 - 2.0 * u.abs()).max(f64::MIN_POSITIVE).ln()) as f32
+        })
+        .collect()
+}
