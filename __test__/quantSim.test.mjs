@@ -248,3 +248,20 @@ test('a 6-bit activation is simulated on its own grid', async (t) => {
   t.true([...levels].every((l) => l >= 0 && l <= 63), `levels ${[...levels].sort((a, b) => a - b).join(',')}`)
   await sim.close()
 })
+
+test('disabling the source of a tie makes the tied quantizer calibrate on its own', async (t) => {
+  const model = buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dataType: T.FLOAT, dims: [1, 8] }],
+    outputs: [{ name: 'y', dataType: T.FLOAT, dims: [1, 8] }],
+    initializers: [{ name: 'w', dataType: T.FLOAT, dims: [8, 8], data: randoms(64, 9) }],
+    nodes: [{ opType: 'MatMul', inputs: ['x', 'w'], outputs: ['m'] }, { opType: 'Relu', inputs: ['m'], outputs: ['y'] }],
+  })
+  const sim = await QuantSim.create(model, { ...THREADS, config: 'per_tensor' })
+  const y = sim.quantizers.find((q) => q.tensor === 'y')
+  t.is(y.tiedTo, 'm') // Relu's output takes its input's encoding (AIMET ties Relu)
+  sim.setQuantizer('m', { enabled: false })
+  await sim.computeEncodings([1, 2, 3].map((s) => ({ x: { data: randoms(8, s, 3), dims: [1, 8] } })))
+  t.true(y.encodings[0].max > 0.1, `y max ${y.encodings[0].max}`) // its own range, not a collapsed [0, 0]
+  await sim.close()
+})

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // quantkit command line. Exit codes: 0 success, 1 failure, 2 usage error.
 import { demo } from './demo.js'
+import { configCommand } from './configShow.js'
 import { inspect } from './inspect.js'
 import { QUANTIZE_USAGE, quantizeCommand } from './quantize.js'
+import { RUN_USAGE, runCommand } from './run.js'
 import { EVAL_USAGE, evalCommand } from './evalCommand.js'
 import { ANALYZE_USAGE, analyzeCommand } from './analyzeCommand.js'
 import { UsageError } from './usageError.js'
@@ -14,6 +16,8 @@ const USAGE = `usage: quantkit <command>
   eval <fp32.onnx> <quantized.onnx> --data <source> [--labels <file>]   compare two models' outputs
   analyze <model.onnx> --calib <source> [--data <source>]   per-layer sensitivity, SQNR, weight ranges → report
   inspect <model.onnx> --quantizers [--config <preset|file>] [--json]   the quantizer table QuantSim places
+  run <job.json> [--json] [--quiet]   the quantize job a job file describes (docs/job-file.md)
+  config show <preset|file> [--json]  the rules a config preset or AIMET config file resolves to
   version                      print quantkit's version`
 
 async function main(argv: string[]): Promise<number> {
@@ -41,6 +45,14 @@ async function main(argv: string[]): Promise<number> {
         return 0
       }
       return quantizeCommand(rest, interrupt.signal)
+    case 'run':
+      if (rest.includes('--help')) {
+        console.log(RUN_USAGE)
+        return 0
+      }
+      return runCommand(rest, interrupt.signal)
+    case 'config':
+      return configCommand(rest)
     case 'version':
     case '--version':
       console.log(require('../../package.json').version)

@@ -157,8 +157,16 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
         await fp32.close()
       }
     }
+    // Counted now: sim.report.quantizers is placement's count, before the overrides.
+    const q = sim.quantizers
+    const quantizers = {
+      activations: q.filter((x) => x.kind !== 'param' && x.enabled).length,
+      params: q.filter((x) => x.kind === 'param' && x.enabled).length,
+      disabled: q.filter((x) => !x.enabled).length,
+      tied: q.filter((x) => x.enabled && x.tiedTo).length,
+    }
     const result: QuantizeResult = {
-      model: job.model, config: sim.report.config, files: exported.files, quantizers: sim.report.quantizers,
+      model: job.model, config: sim.report.config, files: exported.files, quantizers,
       floatBytes, quantizedBytes, calibration: { samples, seconds }, evaluation,
       notes: [...sim.report.placement.notes, ...(exported.qdq?.notes ?? [])],
     }
@@ -205,7 +213,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
   }
 }
 
-function printSummary(r: QuantizeResult): void {
+export function printSummary(r: QuantizeResult): void {
   const kb = (b: number) => `${(b / 1024).toFixed(0)} KiB`
   console.log(`\n${r.model} → quantized with ${r.config}`)
   console.log(`  quantizers: ${r.quantizers.activations} activations, ${r.quantizers.params} weights (${r.quantizers.disabled} disabled, ${r.quantizers.tied} tied)`)

@@ -198,9 +198,16 @@ export class QuantSim {
     this.#busy = true
     try {
       const active = this.#quantizers.filter((q) => q.enabled && q.spec.dtype === 'int')
+      const byName = new Map(active.filter((q) => q.kind !== 'param').map((q) => [q.tensor, q]))
+      // A tie counts only while its source quantizer is enabled; otherwise the quantizer is calibrated on its own.
+      const tiedSource = (q: Quantizer): Quantizer | undefined => {
+        let src = q.tiedTo ? byName.get(q.tiedTo) : undefined
+        for (let hops = 0; src?.tiedTo && byName.has(src.tiedTo) && hops < 100; hops++) src = byName.get(src.tiedTo)
+        return src
+      }
       const targets: ObserveTarget[] = []
       for (const q of active) {
-        if (q.kind === 'param' || q.tiedTo) continue
+        if (q.kind === 'param' || tiedSource(q)) continue
         if (this.model.graph.initializers.has(q.tensor)) continue
         if (q.fixedRange && !Number.isNaN(q.fixedRange.max)) continue
         if (targets.some((t) => t.tensor === q.tensor)) continue
@@ -213,20 +220,16 @@ export class QuantSim {
         if (q.kind === 'param') next.set(q, this.#paramEncodings(q))
         else if (this.model.graph.initializers.has(q.tensor)) next.set(q, this.#constantEncoding(q))
         else if (q.fixedRange && !Number.isNaN(q.fixedRange.max)) next.set(q, [computeEncoding({ min: q.fixedRange.min, max: q.fixedRange.max }, this.#encodingOptions(q))])
-        else if (!q.tiedTo) {
+        else if (!tiedSource(q)) {
           const o = byTensor.get(q.tensor)!
           next.set(q, [q.fixedRange ? computeEncoding({ min: q.fixedRange.min, max: Math.max(o.max, q.fixedRange.min) }, this.#encodingOptions(q)) : o.encoding])
         }
       }
       // Tied quantizers take their source's encoding (following chains of ties).
-      const byName = new Map(active.filter((q) => q.kind !== 'param').map((q) => [q.tensor, q]))
       for (const q of active) {
-        if (!q.tiedTo) continue
-        let src = byName.get(q.tiedTo)
-        for (let hops = 0; src?.tiedTo && hops < 100; hops++) src = byName.get(src.tiedTo)
+        const src = q.kind === 'param' ? undefined : tiedSource(q)
         const e = src && next.get(src)
         if (e) next.set(q, e)
-        else next.set(q, [byTensor.get(q.tensor)?.encoding ?? computeEncoding({ min: 0, max: 0 }, this.#encodingOptions(q))])
       }
       // Only now, with everything computed, do the quantizers change (an abort leaves them as they were).
       for (const [q, e] of next) q.encodings = e
