@@ -192,6 +192,8 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
       const bar3 = progress('analyzing', { quiet, unit: 'configurations' })
       const a = await analyzeQuantization(sim, source.batches(), {
         labels: job.evaluation ? labels : undefined,
+        // Accuracy moves in steps of 1/samples: 64 samples cannot tell layers apart.
+        sensitivitySamples: job.evaluation && labels ? Math.min(labels.length, 1000) : undefined,
         layers: job.analysis.layers ?? 'all',
         signal,
         onProgress: (p) => { if (p.phase === 'sensitivity') bar3.update(p.done, p.total) },
