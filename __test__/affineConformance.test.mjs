@@ -1,6 +1,7 @@
 // quantkit's affine kernels against ONNX Runtime's own QuantizeLinear / DequantizeLinear,
 // bit for bit: one-node models built by the test, run with graph optimisations off.
 import test from 'ava'
+import { random as rng } from './helpers/random.mjs'
 import { createRequire } from 'node:module'
 import { runModel } from './helpers/ort.mjs'
 
@@ -19,17 +20,6 @@ const GRIDS = {
   uint4: { qmin: 0, qmax: 15, dt: T.UINT4, Arr: Uint8Array, packed: true },
 }
 
-// Deterministic PRNG (mulberry32) so a failure can be reproduced.
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function zpTensor(grid, name, dims, zps) {
   const data = grid.packed ? pack4bit(zps, grid.qmin < 0) : grid.Arr.from(zps)

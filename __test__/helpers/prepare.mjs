@@ -11,17 +11,8 @@ const { DataType } = require('../../dist/onnx/elementType.js')
 
 export const T = DataType
 
-/** mulberry32, uniform in [0, 1). */
-export function random(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { random } from './random.mjs'
+export { random }
 
 /** A float32 tensor of seeded values in [lo, hi). */
 export function f32(name, dims, seed, lo = -1, hi = 1) {

@@ -13,6 +13,7 @@ import { writeReport } from '../report/report.js'
 import type { ReportData } from '../report/reportData.js'
 import { QuantSim } from '../sim/quantSim.js'
 import { progress } from './progress.js'
+import { positiveInt } from './args.js'
 import { UsageError } from './usageError.js'
 
 export const ANALYZE_USAGE = `usage: quantkit analyze <model.onnx> --calib <source> [options]
@@ -43,17 +44,11 @@ export async function analyzeCommand(argv: string[], signal?: AbortSignal): Prom
   const { values: v, positionals } = parsed
   if (positionals.length !== 1) throw new UsageError(`expected one model file\n${ANALYZE_USAGE}`)
   if (!v.calib) throw new UsageError(`--calib <source> is required\n${ANALYZE_USAGE}`)
-  const num = (s: string | undefined, flag: string) => {
-    if (s === undefined) return undefined
-    const n = Number(s)
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${flag}: expected a positive integer, got ${JSON.stringify(s)}`)
-    return n
-  }
   const modelPath = positionals[0]!
-  const batchSize = num(v['batch-size'], 'batch-size')
+  const batchSize = positiveInt(v['batch-size'], 'batch-size')
   const sim = await QuantSim.create(modelPath, {
     config: v.config ?? v.preset, quantScheme: v.scheme as CalibrationScheme | undefined,
-    paramBitwidth: num(v['param-bw'], 'param-bw'), activationBitwidth: num(v['act-bw'], 'act-bw'),
+    paramBitwidth: positiveInt(v['param-bw'], 'param-bw'), activationBitwidth: positiveInt(v['act-bw'], 'act-bw'),
   })
   try {
     const calib = await openDataSource(v.calib, sim.model.graph, { batchSize })
@@ -64,7 +59,7 @@ export async function analyzeCommand(argv: string[], signal?: AbortSignal): Prom
     const labels = v.labels ? await readLabels(v.labels) : undefined
     const bar2 = progress('analyzing', { quiet: v.quiet, unit: 'configurations' })
     const a = await analyzeQuantization(sim, data.batches(), {
-      labels, layers: num(v.layers, 'layers') ?? 'all', signal,
+      labels, layers: positiveInt(v.layers, 'layers') ?? 'all', signal,
       onProgress: (p) => { if (p.phase === 'sensitivity') bar2.update(p.done, p.total) },
     })
     bar2.done()

@@ -7,6 +7,7 @@ import { readLabels } from '../data/labels.js'
 import { loadModel } from '../onnx/loadModel.js'
 import { OrtRunner } from '../sim/ortRunner.js'
 import { progress } from './progress.js'
+import { positiveInt } from './args.js'
 import { UsageError } from './usageError.js'
 
 export const EVAL_USAGE = `usage: quantkit eval <fp32.onnx> <quantized.onnx> --data <source> [options]
@@ -30,15 +31,9 @@ export async function evalCommand(argv: string[], signal?: AbortSignal): Promise
   const { values: v, positionals } = parsed
   if (positionals.length !== 2) throw new UsageError(`expected two model files\n${EVAL_USAGE}`)
   if (!v.data) throw new UsageError(`--data <source> is required\n${EVAL_USAGE}`)
-  const num = (s: string | undefined, flag: string) => {
-    if (s === undefined) return undefined
-    const n = Number(s)
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${flag}: expected a positive integer, got ${JSON.stringify(s)}`)
-    return n
-  }
   const [fp32Path, qPath] = positionals as [string, string]
   const model = await loadModel(fp32Path)
-  const data = await openDataSource(v.data, model.graph, { batchSize: num(v['batch-size'], 'batch-size'), count: num(v.count, 'count') })
+  const data = await openDataSource(v.data, model.graph, { batchSize: positiveInt(v['batch-size'], 'batch-size'), count: positiveInt(v.count, 'count') })
   const labels = v.labels ? await readLabels(v.labels) : undefined
   const a = await OrtRunner.create(fp32Path)
   const b = await OrtRunner.create(qPath).catch(async (e) => { await a.close(); throw e })

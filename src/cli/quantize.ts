@@ -16,6 +16,7 @@ import type { ReportData } from '../report/reportData.js'
 import { opHistogram } from '../graph/opHistogram.js'
 import type { CalibrationScheme } from '../observers.js'
 import { progress } from './progress.js'
+import { positiveInt } from './args.js'
 import { UsageError } from './usageError.js'
 
 export const QUANTIZE_USAGE = `usage: quantkit quantize <model.onnx> --calib <source> [options]
@@ -45,12 +46,6 @@ const OPTIONS = {
   'no-prepare': { type: 'boolean' }, analyze: { type: 'boolean' }, 'analyze-layers': { type: 'string' }, out: { type: 'string' }, prefix: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
 } as const
 
-function int(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined
-  const n = Number(v)
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${flag}: expected a positive integer, got ${JSON.stringify(v)}`)
-  return n
-}
 
 export interface QuantizeResult {
   model: string
@@ -87,16 +82,16 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
       prepare: !v['no-prepare'],
       quantScheme: v.scheme as CalibrationScheme | undefined,
       percentile: v.percentile === undefined ? undefined : Number(v.percentile),
-      paramBitwidth: int(v['param-bw'], 'param-bw'),
-      activationBitwidth: int(v['act-bw'], 'act-bw'),
+      paramBitwidth: positiveInt(v['param-bw'], 'param-bw'),
+      activationBitwidth: positiveInt(v['act-bw'], 'act-bw'),
       paramType: v['param-type'],
       activationType: v['act-type'],
     },
     overrides: [],
-    analysis: { enabled: v.analyze ?? false, layers: int(v['analyze-layers'], 'analyze-layers') },
+    analysis: { enabled: v.analyze ?? false, layers: positiveInt(v['analyze-layers'], 'analyze-layers') },
     output: { dir: resolve(v.out ?? 'out'), prefix: v.prefix ?? basename(modelPath).replace(/\.onnx$/i, ''), formats: ['encodings', 'qdq'] },
-    batchSize: int(v['batch-size'], 'batch-size'),
-    calibrationCount: int(v['calib-count'], 'calib-count'),
+    batchSize: positiveInt(v['batch-size'], 'batch-size'),
+    calibrationCount: positiveInt(v['calib-count'], 'calib-count'),
   }
   const result = await runQuantizeJob(job, { signal, quiet: v.quiet })
   if (v.json) console.log(JSON.stringify(result, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
