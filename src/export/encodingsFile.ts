@@ -1,9 +1,17 @@
-// AIMET's encodings file, version 1.0.0 (what aimet-onnx 2.42 writes by default; the Qualcomm
-// converters read it). Layout checked against a file exported by aimet-onnx 2.42: keys sorted,
-// `activation_encodings` and `param_encodings` as lists of { name, enc_type, dtype, bw, is_sym,
-// scale[], offset[] }, offsets on a grid starting at 0 (symmetric int8: −128), plus
-// `quantizer_args`, `producer` and `version`.
+// AIMET's encodings files, versions 1.0.0 (what aimet-onnx 2.42 writes by default; the Qualcomm
+// converters read it) and 0.6.1 (the legacy layout). Layouts checked against files exported by
+// aimet-onnx 2.42 (__test__/fixtures/golden/parity/*.encodings, `_encoding.py` `_to_1_0_0`,
+// `_to_0_6_1`): keys sorted; 1.0.0 has `activation_encodings` and `param_encodings` as lists of
+// { name, enc_type, dtype, bw, is_sym, scale[], offset[] }; 0.6.1 has them as objects keyed by
+// tensor name, each a list (one per channel) of { bitwidth, dtype, is_symmetric "True"/"False",
+// max, min, offset, scale }. Offsets in both live on a grid starting at 0 (symmetric int8: −128),
+// plus `quantizer_args`, `producer` and `version`. Version 2.0.0 needs the graph (int32 biases,
+// encodings copied through data-movement ops): encodingsFileV2.ts.
+import type { Encoding } from '../encoding.js'
 import type { Quantizer } from '../sim/quantizer.js'
+
+export type EncodingVersion = '0.6.1' | '1.0.0' | '2.0.0'
+export const ENCODING_VERSIONS: readonly EncodingVersion[] = ['0.6.1', '1.0.0', '2.0.0']
 
 export interface QuantizerArgs {
   activation_bitwidth: number
@@ -33,6 +41,11 @@ export interface EncodingsFileV1 {
   version: '1.0.0'
 }
 
+/** AIMET's offset lives on a grid starting at 0 (symmetric int8: −128): ours is on [qmin, qmax]. */
+export function fileOffset(e: Encoding): number {
+  return e.offset + e.qmin
+}
+
 function entry(q: Quantizer): EncodingEntry {
   const enc_type = q.spec.blockSize !== undefined ? 'PER_BLOCK' : q.spec.axis !== undefined ? 'PER_CHANNEL' : 'PER_TENSOR'
   if (q.spec.dtype === 'float') return { bw: q.spec.bitwidth, dtype: 'FLOAT', enc_type: 'PER_TENSOR', name: q.tensor }
@@ -43,8 +56,7 @@ function entry(q: Quantizer): EncodingEntry {
     enc_type,
     is_sym: q.spec.symmetric,
     name: q.tensor,
-    // AIMET's offset lives on a grid starting at 0: ours is on [qmin, qmax].
-    offset: encs.map((x) => x.offset + x.qmin),
+    offset: encs.map(fileOffset),
     scale: encs.map((x) => x.scale),
   }
   if (q.spec.blockSize !== undefined) e.block_size = q.spec.blockSize
@@ -56,13 +68,7 @@ function entry(q: Quantizer): EncodingEntry {
  * quantizers (tied ones) appears once. Disabled quantizers are left out, as AIMET does.
  */
 export function encodingsFileV1(quantizers: readonly Quantizer[], args: QuantizerArgs, version: string): EncodingsFileV1 {
-  const activations = new Map<string, EncodingEntry>()
-  const params = new Map<string, EncodingEntry>()
-  for (const q of quantizers) {
-    if (!q.enabled) continue
-    const target = q.kind === 'param' ? params : activations
-    if (!target.has(q.tensor)) target.set(q.tensor, entry(q))
-  }
+  const { activations, params } = splitQuantizers(quantizers, entry)
   const byName = (a: EncodingEntry, b: EncodingEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   return {
     activation_encodings: [...activations.values()].sort(byName),
@@ -70,5 +76,65 @@ export function encodingsFileV1(quantizers: readonly Quantizer[], args: Quantize
     producer: { package: 'quantkit', version },
     quantizer_args: args,
     version: '1.0.0',
+  }
+}
+
+/** Enabled quantizers, one per tensor, split into activations and params (first quantizer wins). */
+function splitQuantizers<T>(quantizers: readonly Quantizer[], make: (q: Quantizer) => T): { activations: Map<string, T>; params: Map<string, T> } {
+  const activations = new Map<string, T>()
+  const params = new Map<string, T>()
+  for (const q of quantizers) {
+    if (!q.enabled) continue
+    const target = q.kind === 'param' ? params : activations
+    if (!target.has(q.tensor)) target.set(q.tensor, make(q))
+  }
+  return { activations, params }
+}
+
+export type EncodingEntryV061 =
+  | { bitwidth: number; dtype: 'int'; is_symmetric: 'True' | 'False'; max: number; min: number; offset: number; scale: number }
+  | { bitwidth: number; dtype: 'float' }
+
+export interface EncodingsFileV061 {
+  activation_encodings: Record<string, EncodingEntryV061[]>
+  param_encodings: Record<string, EncodingEntryV061[]>
+  producer: { package: string; version: string }
+  quantizer_args: QuantizerArgs
+  version: '0.6.1'
+}
+
+function entryV061(q: Quantizer): EncodingEntryV061[] {
+  if (q.spec.dtype === 'float') return [{ bitwidth: q.spec.bitwidth, dtype: 'float' }]
+  return (q.encodings ?? []).map((e) => {
+    // AIMET's `_to_0_6_1`: min/max are the ends of the full 2^bw grid from the file offset (so a
+    // strict-symmetric int8 encoding shows [−127δ, 128δ]); offsets are written as floats.
+    const offset = fileOffset(e)
+    return {
+      bitwidth: e.bitwidth,
+      dtype: 'int' as const,
+      is_symmetric: q.spec.symmetric ? 'True' as const : 'False' as const,
+      max: (offset + 2 ** e.bitwidth - 1) * e.scale,
+      min: offset * e.scale,
+      offset,
+      scale: e.scale,
+    }
+  })
+}
+
+/** The legacy 0.6.1 file (aimet-onnx 2.42 still writes it, with a deprecation warning). */
+export function encodingsFileV061(quantizers: readonly Quantizer[], args: QuantizerArgs, version: string): EncodingsFileV061 {
+  for (const q of quantizers) {
+    if (q.enabled && q.spec.blockSize !== undefined) {
+      throw new RangeError(`encodingVersion 0.6.1 cannot express the per-block encoding of ${JSON.stringify(q.tensor)}; use 1.0.0 or 2.0.0`)
+    }
+  }
+  const { activations, params } = splitQuantizers(quantizers, entryV061)
+  const sorted = (m: Map<string, EncodingEntryV061[]>) => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  return {
+    activation_encodings: sorted(activations),
+    param_encodings: sorted(params),
+    producer: { package: 'quantkit', version },
+    quantizer_args: args,
+    version: '0.6.1',
   }
 }

@@ -72,9 +72,12 @@ function matchMatmulAdd(graph: Graph, index: GraphIndex, matmul: Node): FusedOp 
   if (!add || add.opType !== 'Add') return undefined
   const bias = add.inputs.find((i) => i !== matmul.outputs[0] && graph.initializers.has(i))
   if (!bias) return undefined
+  const params = new Map([[bias, 'bias']])
+  const weight = matmul.inputs[1]
+  if (weight && graph.initializers.has(weight)) params.set(weight, 'weight')
   return {
     pass: 'MatmulAdd', opType: 'MatMul', nodes: [matmul, add], internal: new Set([matmul.outputs[0]!]),
-    output: add.outputs[0]!, params: new Map([[bias, 'bias']]),
+    output: add.outputs[0]!, params,
   }
 }
 

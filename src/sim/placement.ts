@@ -149,28 +149,40 @@ export function placeQuantizers(model: Model, opts: PlacementOptions): Placement
   if (integerOutputs > 0) notes.push(`${integerOutputs} integer or non-float values (shapes, indices, masks) are never quantized`)
   if (fusions.length > 0) notes.push(`fusion passes matched ${fusions.map((f) => `${f.pass} (${f.nodes.map((n) => n.name).join(', ')})`).join('; ')}`)
 
-  // Supergroups: no output quantizer between the ops of a matched sequence.
-  const inGroup = new Set<Node>()
+  // Supergroups: no output quantizer between the ops of a matched sequence. A fused pattern takes
+  // part as one op (aimet-onnx matches a fused MatMul+Add as a Gemm, so Gemm+Relu applies to it).
+  interface Unit { opType: string; entry: Node; nodes: Node[]; output: string }
+  const unitOf = new Map<Node, Unit>()
+  for (const n of nodes) {
+    const f = fusedOf.get(n)
+    if (!f) unitOf.set(n, { opType: n.opType, entry: n, nodes: [n], output: n.outputs[0] ?? '' })
+    else if (!unitOf.has(f.nodes[0]!)) {
+      const u = { opType: f.pass === 'MatmulAdd' ? 'Gemm' : f.opType, entry: f.nodes[0]!, nodes: f.nodes, output: f.output }
+      for (const m of f.nodes) unitOf.set(m, u)
+    }
+  }
+  const units = [...new Set(unitOf.values())]
+  const inGroup = new Set<Unit>()
   let groups = 0
   for (const pattern of config.supergroups) {
-    for (const start of nodes) {
-      if (start.opType !== pattern[0] || inGroup.has(start) || fusedOf.has(start)) continue
+    for (const start of units) {
+      if (start.opType !== pattern[0] || inGroup.has(start)) continue
       const chain = [start]
       let ok = true
       for (let k = 1; k < pattern.length && ok; k++) {
         const prev = chain[k - 1]!
-        const c = index.consumerNodes(prev.outputs[0]!)
-        const next = c.length === 1 && !index.isGraphOutput(prev.outputs[0]!) ? c[0]! : undefined
-        if (!next || next.opType !== pattern[k] || inGroup.has(next) || fusedOf.has(next)) ok = false
+        const c = index.consumerNodes(prev.output)
+        const next = c.length === 1 && !index.isGraphOutput(prev.output) ? unitOf.get(c[0]!) : undefined
+        if (!next || next.entry !== c[0] || next.opType !== pattern[k] || inGroup.has(next)) ok = false
         else chain.push(next)
       }
       if (!ok || chain.length !== pattern.length) continue
-      if (chain.some((n) => excludedFromSupergroups({
-        opType: n.opType, group: attrInt(n, 'group', 1), weightShape: graph.initializers.get(n.inputs[1] ?? '')?.dims,
+      if (chain.some((u) => excludedFromSupergroups({
+        opType: u.entry.opType, group: attrInt(u.entry, 'group', 1), weightShape: graph.initializers.get(u.entry.inputs[1] ?? '')?.dims,
       }))) continue
-      for (const n of chain) inGroup.add(n)
-      for (const n of chain.slice(0, -1)) {
-        const q = outputs.get(n.outputs[0]!)
+      for (const u of chain) inGroup.add(u)
+      for (const u of chain.slice(0, -1)) {
+        const q = outputs.get(u.output)
         if (q) {
           q.enabled = false
           q.note = `inside supergroup ${pattern.join('+')}`

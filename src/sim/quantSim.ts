@@ -14,7 +14,10 @@ import { HistogramObserver, MinMaxObserver, type CalibrationScheme } from '../ob
 import { resolveModelSource, type ModelSource } from '../onnx/modelSource.js'
 import { modelToBytes, saveModel } from '../onnx/saveModel.js'
 import { buildQdqModel, type QdqBuildReport } from '../export/qdqModel.js'
-import { encodingsFileV1 } from '../export/encodingsFile.js'
+import { ENCODING_VERSIONS, encodingsFileV061, encodingsFileV1, type EncodingVersion, type QuantizerArgs } from '../export/encodingsFile.js'
+import { encodingsFileV2 } from '../export/encodingsFileV2.js'
+import { parseEncodingsFile, readEncodingsFile } from '../export/readEncodingsFile.js'
+import { applyEncodings, type LoadEncodingsOptions, type LoadEncodingsResult } from './loadEncodings.js'
 import { calibrate, type CalibrateOptions } from './calibrator.js'
 import type { CalibrationData } from './calibrationData.js'
 import type { ObserveTarget } from './calibrationProtocol.js'
@@ -61,8 +64,12 @@ export interface SetQuantizerOptions {
 export interface ExportOptions {
   /** 'encodings' (AIMET JSON + the float model) and/or 'qdq' (a QDQ model); default both. */
   formats?: ('encodings' | 'qdq')[]
-  /** AIMET encodings format version; '1.0.0' (default). */
-  encodingVersion?: '1.0.0'
+  /**
+   * AIMET encodings format version: '1.0.0' (default, aimet-onnx's), '0.6.1' (legacy, keyed by
+   * tensor name) or '2.0.0' (QuantizeLinear terms, with int32 biases and encodings copied through
+   * data-movement ops, as aimet-onnx 2.42 writes it).
+   */
+  encodingVersion?: EncodingVersion
   /** Lowest opset for the QDQ model (default 13). */
   opset?: number
 }
@@ -158,6 +165,7 @@ export class QuantSim {
         q.spec.axis = change.perChannel ? axis : undefined
       }
       q.encodings = undefined
+      q.frozen = false
     }
     this.#calibrated = false
     this.#dropRunner()
@@ -207,7 +215,7 @@ export class QuantSim {
       }
       const targets: ObserveTarget[] = []
       for (const q of active) {
-        if (q.kind === 'param' || tiedSource(q)) continue
+        if (q.kind === 'param' || q.frozen || tiedSource(q)) continue
         if (this.model.graph.initializers.has(q.tensor)) continue
         if (q.fixedRange && !Number.isNaN(q.fixedRange.max)) continue
         if (targets.some((t) => t.tensor === q.tensor)) continue
@@ -217,6 +225,7 @@ export class QuantSim {
       const byTensor = new Map(observed.map((o) => [o.tensor, o]))
       const next = new Map<Quantizer, Encoding[]>()
       for (const q of active) {
+        if (q.frozen) continue // loaded with freeze: kept as they are
         if (q.kind === 'param') next.set(q, this.#paramEncodings(q))
         else if (this.model.graph.initializers.has(q.tensor)) next.set(q, this.#constantEncoding(q))
         else if (q.fixedRange && !Number.isNaN(q.fixedRange.max)) next.set(q, [computeEncoding({ min: q.fixedRange.min, max: q.fixedRange.max }, this.#encodingOptions(q))])
@@ -227,8 +236,9 @@ export class QuantSim {
       }
       // Tied quantizers take their source's encoding (following chains of ties).
       for (const q of active) {
+        if (q.frozen) continue
         const src = q.kind === 'param' ? undefined : tiedSource(q)
-        const e = src && next.get(src)
+        const e = src && (next.get(src) ?? (src.frozen ? src.encodings : undefined))
         if (e) next.set(q, e)
       }
       // Only now, with everything computed, do the quantizers change (an abort leaves them as they were).
@@ -238,6 +248,31 @@ export class QuantSim {
     } finally {
       this.#busy = false
     }
+  }
+
+  /**
+   * Applies an AIMET encodings file (0.6.1, 1.0.0 or 2.0.0; a path or the parsed JSON) to the
+   * quantizers: encodings, bitwidth, symmetry, per-channel or per-block layout. With `freeze`
+   * (default) computeEncodings keeps them; with `partial` the file may cover only some quantizers
+   * (call computeEncodings for the rest). Mismatches name the tensor: errors, or warnings in the
+   * result with `strict: false`. See src/sim/loadEncodings.ts for the grid conversion.
+   */
+  async loadEncodings(source: string | object, opts: LoadEncodingsOptions = {}): Promise<LoadEncodingsResult> {
+    if (this.#busy) throw new QuantSimError('loadEncodings: computeEncodings is running on this sim')
+    const file = typeof source === 'string' ? await readEncodingsFile(source) : parseEncodingsFile(source)
+    const result = applyEncodings(this.model, this.#quantizers, file, opts)
+    this.#calibrated = this.#quantizers.every((q) => !q.enabled || q.spec.dtype === 'float' || (q.encodings?.length ?? 0) > 0 || this.#tiedToEncoded(q))
+    this.#dropRunner()
+    return result
+  }
+
+  /** A tied activation quantizer without encodings of its own whose source has them (set by loadEncodings). */
+  #tiedToEncoded(q: Quantizer): boolean {
+    if (!q.tiedTo) return false
+    const src = this.#quantizers.find((x) => x.tensor === q.tiedTo && x.kind !== 'param' && x.enabled)
+    if (!src?.encodings) return false
+    q.encodings = src.encodings
+    return true
   }
 
   #requireEncodings(what: string): void {
@@ -268,15 +303,17 @@ export class QuantSim {
   }
 
   /**
-   * Writes `<prefix>.onnx` (the float model) and `<prefix>.encodings` (AIMET 1.0.0), and
+   * Writes `<prefix>.onnx` (the float model) and `<prefix>.encodings` (AIMET 1.0.0, or the
+   * `encodingVersion` asked for), and
    * `<prefix>.qdq.onnx`. All files are written into a staging folder first and renamed into
    * `dir` only when every one succeeded.
    */
   async export(dir: string, prefix: string, opts: ExportOptions = {}): Promise<ExportResult> {
     this.#requireEncodings('export')
     if (!prefix || /[/\\]/.test(prefix)) throw new TypeError(`prefix: expected a file name prefix without slashes, got ${JSON.stringify(prefix)}`)
-    if (opts.encodingVersion !== undefined && opts.encodingVersion !== '1.0.0') {
-      throw new RangeError(`encodingVersion: only '1.0.0' is written (AIMET's default), got ${JSON.stringify(opts.encodingVersion)}`)
+    const encodingVersion = opts.encodingVersion ?? '1.0.0'
+    if (!ENCODING_VERSIONS.includes(encodingVersion)) {
+      throw new RangeError(`encodingVersion: expected one of ${ENCODING_VERSIONS.join(', ')}, got ${JSON.stringify(opts.encodingVersion)}`)
     }
     const formats = opts.formats ?? ['encodings', 'qdq']
     const target = resolve(dir)
@@ -286,14 +323,17 @@ export class QuantSim {
     try {
       if (formats.includes('encodings')) {
         await saveModel(this.model, join(staging, `${prefix}.onnx`))
-        const file = encodingsFileV1(this.#quantizers, {
+        const args: QuantizerArgs = {
           activation_bitwidth: this.#args.activationBitwidth,
           dtype: this.#args.dtype,
           is_symmetric: true,
           param_bitwidth: this.#args.paramBitwidth,
           per_channel_quantization: this.#args.perChannel,
           quant_scheme: this.#scheme,
-        }, VERSION)
+        }
+        const file = encodingVersion === '0.6.1' ? encodingsFileV061(this.#quantizers, args, VERSION)
+          : encodingVersion === '2.0.0' ? encodingsFileV2(this.model, this.#quantizers, VERSION)
+            : encodingsFileV1(this.#quantizers, args, VERSION)
         await writeFile(join(staging, `${prefix}.encodings`), JSON.stringify(file, null, 2) + '\n')
       }
       if (formats.includes('qdq')) {

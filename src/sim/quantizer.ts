@@ -35,6 +35,8 @@ export interface Quantizer {
   spec: QuantizerSpec
   /** Calibrated (or fixed) encodings: one for per-tensor, one per channel or block otherwise. */
   encodings?: Encoding[]
+  /** Encodings set from outside (sim.loadEncodings with `freeze`): computeEncodings leaves them as they are. */
+  frozen?: boolean
   /** A fixed range from the config's encoding_constraints (Relu min 0, Sigmoid [0, 1], …). */
   fixedRange?: { min: number; max: number }
   /** Shares the encoding of another quantizer (AIMET ties Concat, pools, Relu, Resize, … in and out). */
