@@ -54,6 +54,12 @@ export declare function computeEncodingNative(min: number, max: number, bitwidth
 
 export declare function coreVersion(): string
 
+export declare function f16ToF32Native(h: Uint16Array): Float32Array
+
+export declare function f32ToBf16Native(x: Float32Array): Uint16Array
+
+export declare function f32ToF16Native(x: Float32Array): Uint16Array
+
 /** An encoding as JS sees it (src/encoding.ts documents the fields). */
 export interface JsEncoding {
   bitwidth: number
@@ -74,6 +80,35 @@ export interface JsErrorStats {
   maxAbsError: number
   meanAbsError: number
   nonFinite: number
+}
+
+export declare function maxAbsFiniteNative(x: Float32Array): number
+
+/** `w` is [K, N], or [N, K] when `transposed`. */
+export declare function nbitsQuantizeAsync(w: Float32Array, k: number, n: number, transposed: boolean, bits: number, blockSize: number, symmetric: boolean, format: string, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+/**
+ * MatMulNBits' inputs back to codes [K, N] (uint8, 0..2^bits−1), scales [nb, N] and zero points
+ * [nb, N] (2^(bits−1) when `zeroPoints` is absent).
+ */
+export interface NbitsUnpacked {
+  codes: Uint8Array
+  scales: Float32Array
+  zeroPoints: Uint8Array
+}
+
+export declare function nbitsUnpackMatmul(b: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | undefined | null, k: number, n: number, bits: number, blockSize: number): NbitsUnpacked
+
+/** One quantized weight in the layout asked for ('matmulnbits' or 'qdq'); see core nbits.rs. */
+export interface NbitsWeights {
+  /** MatMulNBits' B [N, nb, blob], or the DequantizeLinear input [K, N] (4-bit packed, or bytes). */
+  data: Uint8Array
+  /** [N, nb] for MatMulNBits, [nb, N] for DequantizeLinear. */
+  scales: Float32Array
+  /** Absent when symmetric. */
+  zeroPoints?: Uint8Array
+  /** 10·log10(Σw² / Σ(w − ŵ)²), +inf when exact. */
+  sqnrDb: number
 }
 
 export declare function testPanicAsync(): Promise<unknown>

@@ -6,3 +6,5 @@ pub mod encoding;
 pub mod observer;
 pub mod search;
 pub mod metrics;
+pub mod nbits;
+pub mod half;

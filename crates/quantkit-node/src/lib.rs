@@ -5,7 +5,9 @@
 mod affine;
 mod encoding;
 mod errors;
+mod half;
 mod metrics;
+mod nbits;
 mod observers;
 
 use napi_derive::napi;

@@ -1,0 +1,104 @@
+//! Weight-only block quantization for MatMulNBits / blocked DequantizeLinear (core: nbits.rs).
+//! `nbitsQuantizeAsync` runs on the libuv pool and borrows the weight without copying: the caller
+//! (src/modes/weightQuantizer.ts) must not touch it until the promise settles.
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use quantkit_core::nbits::{self as core, NbitsError, NbitsSpec};
+
+use crate::errors::{guard, range_error, type_error};
+
+fn core_error(err: NbitsError) -> napi::Error {
+    match err {
+        NbitsError::Length { .. } => type_error(err),
+        _ => range_error(err),
+    }
+}
+
+fn spec(k: u32, n: u32, bits: u32, block_size: u32, symmetric: bool) -> NbitsSpec {
+    NbitsSpec { k: k as usize, n: n as usize, bits, block_size: block_size as usize, symmetric }
+}
+
+/// One quantized weight in the layout asked for ('matmulnbits' or 'qdq'); see core nbits.rs.
+#[napi(object)]
+pub struct NbitsWeights {
+    /// MatMulNBits' B [N, nb, blob], or the DequantizeLinear input [K, N] (4-bit packed, or bytes).
+    pub data: Uint8Array,
+    /// [N, nb] for MatMulNBits, [nb, N] for DequantizeLinear.
+    pub scales: Float32Array,
+    /// Absent when symmetric.
+    pub zero_points: Option<Uint8Array>,
+    /// 10·log10(Σw² / Σ(w − ŵ)²), +inf when exact.
+    pub sqnr_db: f64,
+}
+
+pub struct Packed {
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    zero_points: Option<Vec<u8>>,
+    sqnr_db: f64,
+}
+
+fn run(w: &[f32], spec: NbitsSpec, transposed: bool, format: &str) -> napi::Result<Packed> {
+    let q = if transposed { core::quantize_blockwise_transposed(w, spec) } else { core::quantize_blockwise(w, spec) }.map_err(core_error)?;
+    let sqnr_db = q.sqnr_db();
+    Ok(match format {
+        "matmulnbits" => {
+            let p = core::pack_matmul_nbits(&q);
+            Packed { data: p.b, scales: p.scales, zero_points: p.zero_points, sqnr_db }
+        }
+        "qdq" => {
+            let p = core::pack_qdq(&q);
+            Packed { data: p.data, scales: p.scales, zero_points: p.zero_points, sqnr_db }
+        }
+        other => return Err(type_error(format!("format: expected 'matmulnbits' or 'qdq', got {other:?}"))),
+    })
+}
+
+pub struct NbitsTask {
+    w: Float32Array,
+    spec: NbitsSpec,
+    transposed: bool,
+    format: String,
+}
+
+impl Task for NbitsTask {
+    type Output = Packed;
+    type JsValue = NbitsWeights;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        guard("nbitsQuantize", || run(&self.w, self.spec, self.transposed, &self.format))
+    }
+
+    fn resolve(&mut self, _env: Env, p: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(NbitsWeights {
+            data: Uint8Array::new(p.data),
+            scales: Float32Array::new(p.scales),
+            zero_points: p.zero_points.map(Uint8Array::new),
+            sqnr_db: p.sqnr_db,
+        })
+    }
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+/// `w` is [K, N], or [N, K] when `transposed`.
+pub fn nbits_quantize_async(w: Float32Array, k: u32, n: u32, transposed: bool, bits: u32, block_size: u32, symmetric: bool, format: String, signal: Option<AbortSignal>) -> AsyncTask<NbitsTask> {
+    AsyncTask::with_optional_signal(NbitsTask { w, spec: spec(k, n, bits, block_size, symmetric), transposed, format }, signal)
+}
+
+/// MatMulNBits' inputs back to codes [K, N] (uint8, 0..2^bits−1), scales [nb, N] and zero points
+/// [nb, N] (2^(bits−1) when `zeroPoints` is absent).
+#[napi(object)]
+pub struct NbitsUnpacked {
+    pub codes: Uint8Array,
+    pub scales: Float32Array,
+    pub zero_points: Uint8Array,
+}
+
+#[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)]
+pub fn nbits_unpack_matmul(b: Uint8Array, scales: Float32Array, zero_points: Option<Uint8Array>, k: u32, n: u32, bits: u32, block_size: u32) -> napi::Result<NbitsUnpacked> {
+    let sp = spec(k, n, bits, block_size, zero_points.is_none());
+    let (codes, s, z) = core::unpack_matmul_nbits(&b, &scales, zero_points.as_deref(), sp).map_err(core_error)?;
+    Ok(NbitsUnpacked { codes: Uint8Array::new(codes), scales: Float32Array::new(s), zero_points: Uint8Array::new(z) })
+}
