@@ -47,3 +47,6 @@ export type { Float16Report, Float16BlockedNode, Float16BlockReason, Float16Cast
 export { DEFAULT_FLOAT16_BLOCK_LIST, type DefaultBlockEntry, type DefaultBlockReason } from './modes/float16Ops.js'
 export { FLOAT16_MAX } from './modes/float16Overflow.js'
 export { float32ToFloat16, float32ToBfloat16, float16ToFloat32, maxAbsFinite } from './halfFloat.js'
+export type { BlockwiseOptions, LpbqOptions, BlockwiseResult } from './sim/quantSim.js'
+export { blockAxes, blockGeometry, type BlockGeometry, type LpbqScales } from './sim/blockwise.js'
+export { HTP_TARGETS, htpTarget, checkTarget, type HtpTarget, type TargetRequest } from './config/htpTargets.js'

@@ -9,6 +9,8 @@
 // encodings copied through data-movement ops): encodingsFileV2.ts.
 import type { Encoding } from '../encoding.js'
 import type { Quantizer } from '../sim/quantizer.js'
+import type { Model } from '../graph/model.js'
+import { blockGeometry, toChannelMajor } from '../sim/blockwise.js'
 
 export type EncodingVersion = '0.6.1' | '1.0.0' | '2.0.0'
 export const ENCODING_VERSIONS: readonly EncodingVersion[] = ['0.6.1', '1.0.0', '2.0.0']
@@ -22,15 +24,24 @@ export interface QuantizerArgs {
   quant_scheme: string
 }
 
+/**
+ * One 1.0.0 entry. PER_BLOCK (aimet-onnx 2.42, checked on __test__/fixtures/golden/blockwise/):
+ * `bw` the weights' bitwidth, `scale`/`offset` one per (channel, block) listed channel by channel,
+ * `block_size`. LPBQ: `bw` is the decompressed bitwidth and `compressed_bw` the weights', `scale`
+ * and `offset` one per channel (offset −2^(bw−1), written as integers), `per_block_int_scale` one
+ * per (channel, block), channel by channel; the block scale is per_block_int_scale × scale.
+ */
 export interface EncodingEntry {
+  block_size?: number
   bw: number
+  compressed_bw?: number
   dtype: 'INT' | 'FLOAT'
-  enc_type: 'PER_TENSOR' | 'PER_CHANNEL' | 'PER_BLOCK'
+  enc_type: 'PER_TENSOR' | 'PER_CHANNEL' | 'PER_BLOCK' | 'LPBQ'
   is_sym?: boolean
   name: string
   offset?: number[]
+  per_block_int_scale?: number[]
   scale?: number[]
-  block_size?: number
 }
 
 export interface EncodingsFileV1 {
@@ -46,11 +57,33 @@ export function fileOffset(e: Encoding): number {
   return e.offset + e.qmin
 }
 
-function entry(q: Quantizer): EncodingEntry {
+function entry(q: Quantizer, model?: Model): EncodingEntry {
   const enc_type = q.spec.blockSize !== undefined ? 'PER_BLOCK' : q.spec.axis !== undefined ? 'PER_CHANNEL' : 'PER_TENSOR'
   if (q.spec.dtype === 'float') return { bw: q.spec.bitwidth, dtype: 'FLOAT', enc_type: 'PER_TENSOR', name: q.tensor }
-  const encs = q.encodings ?? []
+  let encs = q.encodings ?? []
+  if (q.spec.blockSize !== undefined && q.spec.axis !== undefined) {
+    const w = model?.graph.initializers.get(q.tensor)
+    if (!w) throw new RangeError(`encodings 1.0.0: the per-block quantizer on ${JSON.stringify(q.tensor)} needs the model (its weight's shape) to order its blocks`)
+    const g = blockGeometry(w.dims, q.spec.axis, q.spec.blockSize)
+    encs = toChannelMajor(g, encs)
+    if (q.spec.lpbq && q.lpbqScales) {
+      const bw = q.spec.lpbq.decompressedBitwidth
+      return {
+        block_size: q.spec.blockSize,
+        bw,
+        compressed_bw: q.spec.bitwidth,
+        dtype: 'INT',
+        enc_type: 'LPBQ',
+        is_sym: true,
+        name: q.tensor,
+        offset: q.lpbqScales.channelScales.map(() => -(2 ** (bw - 1))),
+        per_block_int_scale: toChannelMajor(g, q.lpbqScales.intScales),
+        scale: [...q.lpbqScales.channelScales],
+      }
+    }
+  }
   const e: EncodingEntry = {
+    ...(q.spec.blockSize !== undefined ? { block_size: q.spec.blockSize } : {}),
     bw: q.spec.bitwidth,
     dtype: 'INT',
     enc_type,
@@ -59,7 +92,6 @@ function entry(q: Quantizer): EncodingEntry {
     offset: encs.map(fileOffset),
     scale: encs.map((x) => x.scale),
   }
-  if (q.spec.blockSize !== undefined) e.block_size = q.spec.blockSize
   return e
 }
 
@@ -67,8 +99,8 @@ function entry(q: Quantizer): EncodingEntry {
  * The file for a calibrated sim. One entry per quantized tensor: a tensor quantized by several
  * quantizers (tied ones) appears once. Disabled quantizers are left out, as AIMET does.
  */
-export function encodingsFileV1(quantizers: readonly Quantizer[], args: QuantizerArgs, version: string): EncodingsFileV1 {
-  const { activations, params } = splitQuantizers(quantizers, entry)
+export function encodingsFileV1(quantizers: readonly Quantizer[], args: QuantizerArgs, version: string, model?: Model): EncodingsFileV1 {
+  const { activations, params } = splitQuantizers(quantizers, (q) => entry(q, model))
   const byName = (a: EncodingEntry, b: EncodingEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   return {
     activation_encodings: [...activations.values()].sort(byName),

@@ -21,14 +21,26 @@ import type { Model, Node } from '../graph/model.js'
 import { topologicalOrder } from '../graph/topologicalOrder.js'
 import type { Quantizer } from '../sim/quantizer.js'
 import { fileOffset } from './encodingsFile.js'
+import { blockGeometry, nest, type BlockGeometry } from '../sim/blockwise.js'
+
+/**
+ * Per-block entries (aimet-onnx 2.42, __test__/fixtures/golden/blockwise/block.*.v200.encodings):
+ * `axis` is the block axis, `y_scale` nested in AIMET's encoding shape (the weight's shape with
+ * the block axis divided and other non-channel axes 1). LPBQ entries have no `y_scale`: a nested
+ * `per_block_int_scale` (same shape) and `per_channel_float_scale` (block axis 1), `output_dtype`
+ * the compressed type (int4).
+ */
+export type NestedNumbers = number[] | NestedNumbers[]
 
 export interface EncodingEntryV2 {
   axis?: number
   block_size?: number
   name: string
   output_dtype: string
-  y_scale: number | number[]
-  y_zero_point?: number | number[]
+  per_block_int_scale?: NestedNumbers
+  per_channel_float_scale?: NestedNumbers
+  y_scale?: number | NestedNumbers
+  y_zero_point?: number | NestedNumbers
 }
 
 export interface EncodingsFileV2 {
@@ -72,18 +84,45 @@ function sameEncoding(a: EncodingEntryV2 | undefined, b: EncodingEntryV2 | undef
 }
 
 /** One quantizer's entry in QuantizeLinear terms (signed for symmetric quantizers, as AIMET's dtype). */
-function entryOf(q: Quantizer, encs: readonly Encoding[]): EncodingEntryV2 {
+function entryOf(q: Quantizer, encs: readonly Encoding[], g?: BlockGeometry): EncodingEntryV2 {
   const bw = q.spec.bitwidth
   const signed = q.spec.symmetric
+  if (g && q.spec.lpbq && q.lpbqScales) {
+    if (q.spec.lpbq.decompressedBitwidth !== 2 * bw) {
+      // As aimet-onnx (`_encoding.py` LPBQEncoding._to_2_0_0): the format has no field for it.
+      throw new RangeError(`encodings 2.0.0 cannot express LPBQ on ${JSON.stringify(q.tensor)} with decompressedBitwidth ${q.spec.lpbq.decompressedBitwidth} ≠ 2 × bitwidth ${bw}; use 1.0.0`)
+    }
+    return {
+      axis: g.blockAxis, block_size: g.blockSize, name: q.tensor, output_dtype: `int${bw}`,
+      per_block_int_scale: nest(q.lpbqScales.intScales, g.compactDims) as NestedNumbers,
+      per_channel_float_scale: nest(q.lpbqScales.channelScales, g.compactDims.map((d, i) => (i === g.blockAxis ? 1 : d))) as NestedNumbers,
+    }
+  }
   // AIMET's file offset is on the 0-based grid; the signed dtype shifts it by 2^(bw−1).
   const zps = encs.map((e) => -(fileOffset(e) + (signed ? 2 ** (bw - 1) : 0)))
   const scales = encs.map((e) => e.scale)
   const perTensor = q.spec.axis === undefined
-  const e: EncodingEntryV2 = { name: q.tensor, output_dtype: `${signed ? 'int' : 'uint'}${bw}`, y_scale: perTensor ? scales[0]! : scales }
-  if (zps.some((z) => z !== 0)) e.y_zero_point = perTensor ? zps[0]! : zps
+  const shaped = (v: number[]): NestedNumbers => (g ? nest(v, g.compactDims) as NestedNumbers : v)
+  const e: EncodingEntryV2 = { name: q.tensor, output_dtype: `${signed ? 'int' : 'uint'}${bw}`, y_scale: perTensor ? scales[0]! : shaped(scales) }
+  if (zps.some((z) => z !== 0)) e.y_zero_point = perTensor ? zps[0]! : shaped(zps)
   if (!perTensor) e.axis = q.spec.axis
   if (q.spec.blockSize !== undefined) e.block_size = q.spec.blockSize
   return e
+}
+
+function geometryOf(model: Model, q: Quantizer): BlockGeometry | undefined {
+  const w = q.kind === 'param' ? model.graph.initializers.get(q.tensor) : undefined
+  return w && q.spec.blockSize !== undefined && q.spec.axis !== undefined ? blockGeometry(w.dims, q.spec.axis, q.spec.blockSize) : undefined
+}
+
+function blockChannelScales(q: Quantizer, g: BlockGeometry): number[] {
+  if (q.spec.lpbq && q.lpbqScales) return q.lpbqScales.channelScales
+  const out = new Array<number>(g.channels).fill(0)
+  q.encodings!.forEach((e, i) => {
+    const c = g.channelAxis === 0 ? Math.floor(i / g.blocks) : i % g.channels
+    out[c] = Math.max(out[c]!, e.scale)
+  })
+  return out
 }
 
 /** Activations as unsigned types (`force_activation_as="unsigned"`). */
@@ -92,7 +131,7 @@ function toUnsigned(e: EncodingEntryV2): EncodingEntryV2 {
   const half = 2 ** (Number(e.output_dtype.slice(3)) - 1)
   const shift = (z: number | number[] | undefined, like: number | number[]) =>
     Array.isArray(like) ? (like as number[]).map((_, i) => ((z as number[] | undefined)?.[i] ?? 0) + half) : ((z as number | undefined) ?? 0) + half
-  return { ...e, output_dtype: `u${e.output_dtype}`, y_zero_point: shift(e.y_zero_point, e.y_scale) }
+  return { ...e, output_dtype: `u${e.output_dtype}`, y_zero_point: shift(e.y_zero_point as number | number[] | undefined, e.y_scale as number | number[]) }
 }
 
 function sortKeys(e: EncodingEntryV2): EncodingEntryV2 {
@@ -114,7 +153,7 @@ export function encodingsFileV2(model: Model, quantizers: readonly Quantizer[], 
   const actQuantizer = new Map<string, Quantizer>()
   for (const q of active) {
     if (q.kind === 'param') {
-      if (!params.has(q.tensor)) params.set(q.tensor, entryOf(q, q.encodings!))
+      if (!params.has(q.tensor)) params.set(q.tensor, entryOf(q, q.encodings!, geometryOf(model, q)))
     } else if (!activations.has(q.tensor)) {
       activations.set(q.tensor, toUnsigned(entryOf(q, q.encodings!)))
       if (q.kind === 'output' || q.node === '') actQuantizer.set(q.tensor, q)
@@ -146,9 +185,13 @@ export function encodingsFileV2(model: Model, quantizers: readonly Quantizer[], 
       let entry: EncodingEntryV2 | undefined
       if (ANALYTIC_BIAS_OP_TYPES.has(b.opType)) {
         const inScale = input.encodings![0]!.scale
-        // Per-channel weights on the output-channel axis give a per-channel bias (axis 0).
-        const perChannel = w.spec.axis !== undefined && w.spec.blockSize === undefined
-        const scales = w.encodings!.map((e) => Math.fround(inScale * e.scale))
+        // Per-channel weights on the output-channel axis give a per-channel bias (axis 0). Blocked
+        // weights (`_get_analytic_bias_scale`): input scale × the largest block scale of each
+        // channel; LPBQ: × the per-channel float scale.
+        const g = geometryOf(model, w)
+        const perChannel = w.spec.axis !== undefined && (w.spec.blockSize === undefined || g !== undefined)
+        const weightScales = g ? blockChannelScales(w, g) : w.encodings!.map((e) => e.scale)
+        const scales = weightScales.map((s) => Math.fround(inScale * s))
         entry = perChannel ? { axis: 0, name: b.tensor, output_dtype: 'int32', y_scale: scales } : { name: b.tensor, output_dtype: 'int32', y_scale: scales[0]! }
       } else if (STATISTICAL_BIAS_OP_TYPES.has(b.opType)) {
         let m = 0

@@ -14,6 +14,8 @@ import { DataType } from '../onnx/elementType.js'
 import { pack4bit } from '../onnx/packed4bit.js'
 import type { Tensor } from '../onnx/tensor.js'
 import type { Quantizer } from '../sim/quantizer.js'
+import type { Encoding } from '../encoding.js'
+import { blockGeometry, toOnnxLayout } from '../sim/blockwise.js'
 import { gridIsWholeType, gridType, type GridType } from './qdqTypes.js'
 
 export class ExportError extends QuantkitError {
@@ -47,8 +49,7 @@ function tensorOf(name: string, dataType: number, dims: number[], data: Tensor['
 }
 
 /** Scale and zero-point tensors for a quantizer's encodings (scalar, per channel or per block). */
-function qdqParams(model: Model, q: Quantizer, type: GridType, names: Set<string>, scaleDims: number[]): { scale: string; zeroPoint: string } {
-  const enc = q.encodings!
+function qdqParams(model: Model, q: Quantizer, type: GridType, names: Set<string>, scaleDims: number[], enc: readonly Encoding[] = q.encodings!): { scale: string; zeroPoint: string } {
   const scale = uniqueName(model.graph, `${q.tensor}_scale`, names)
   names.add(scale)
   const zeroPoint = uniqueName(model.graph, `${q.tensor}_zero_point`, names)
@@ -146,7 +147,11 @@ export function buildQdqModel(source: Model, quantizers: readonly Quantizer[], o
         float16Casts++
         continue
       }
-      const enc = q.encodings!
+      // Blocked encodings are kept in AIMET's shape (src/sim/blockwise.ts); the blocked
+      // DequantizeLinear wants the weight's shape with the block axis divided (Conv: kh, kw repeated).
+      const enc = q.spec.blockSize !== undefined && q.spec.axis !== undefined
+        ? toOnnxLayout(blockGeometry(w.dims, q.spec.axis, q.spec.blockSize), q.encodings!)
+        : q.encodings!
       const { qmin, qmax } = enc[0]!
       const type = gridType(qmin, qmax)
       if (!type) throw new ExportError(`parameter ${Q(q.tensor)}: no ONNX integer type holds the grid [${qmin}, ${qmax}]`)
@@ -158,7 +163,7 @@ export function buildQdqModel(source: Model, quantizers: readonly Quantizer[], o
       const qName = fresh(`${q.tensor}_quantized`)
       const data = type.name === 'int4' || type.name === 'uint4' ? pack4bit(ints, type.min < 0) : ints
       graph.initializers.set(qName, tensorOf(qName, type.dataType, [...w.dims], data))
-      const { scale, zeroPoint } = qdqParams(model, q, type, names, scaleDims)
+      const { scale, zeroPoint } = qdqParams(model, q, type, names, scaleDims, enc)
       const out = fresh(`${q.tensor}_DequantizeLinear_Output`)
       const attrs: Record<string, number> = {}
       if (q.spec.axis !== undefined) attrs.axis = q.spec.axis

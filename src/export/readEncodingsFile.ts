@@ -2,7 +2,9 @@
 // one neutral form: per tensor, its bitwidth, whether the grid is signed, the scales and AIMET's
 // offsets on the 0-based grid (x̂ = (q + offset)·scale with q in [0, 2^bw − 1]). The version is
 // taken from `version`, or inferred as aimet-onnx's `_infer_encoding_version` does (0.6.1: lists;
-// 1.0.0: `bw`; 2.0.0: `output_dtype`). LPBQ entries are refused (not simulated by quantkit yet).
+// 1.0.0: `bw`; 2.0.0: `output_dtype`). LPBQ entries (1.0.0 `enc_type: "LPBQ"`, 2.0.0
+// `per_block_int_scale`) are read as per-block encodings of the compressed bitwidth whose scales
+// are per_block_int_scale × the channel's float scale, with both factors kept in `lpbq`.
 import { readFile } from 'node:fs/promises'
 import { QuantkitError } from '../errors.js'
 import type { EncodingVersion } from './encodingsFile.js'
@@ -27,6 +29,11 @@ export interface FileEncoding {
   /** 2.0.0 only: the channel or block axis as written. */
   axis?: number
   blockSize?: number
+  /**
+   * LPBQ entries: the decompressed bitwidth (1.0.0's `bw`), one float scale per channel and one
+   * integer scale per block (in the file's order, like `scale`). `bitwidth` is the compressed one.
+   */
+  lpbq?: { decompressedBitwidth: number; channelScales: number[]; intScales: number[] }
 }
 
 export interface EncodingsFileContents {
@@ -72,9 +79,10 @@ function read100(section: 'activation' | 'param', e: Record<string, unknown>, wh
   const bitwidth = num(e.bw, `${where}.bw`)
   if (e.dtype === 'FLOAT') return { name: e.name, section, dtype: 'float', bitwidth, signed: true, granularity: 'tensor', scale: [], offset: [] }
   if (e.dtype !== 'INT') throw new EncodingsFileError(`${where}.dtype: expected "INT" or "FLOAT", got ${Q(e.dtype)}`)
+  if (e.enc_type === 'LPBQ') return readLpbq100(section, e, where, bitwidth)
   const granularity = GRANULARITY[String(e.enc_type)]
   if (!granularity) {
-    throw new EncodingsFileError(`${where}.enc_type: ${Q(e.enc_type)} ${e.enc_type === 'LPBQ' ? 'is not supported by quantkit yet' : 'is not one of PER_TENSOR, PER_CHANNEL, PER_BLOCK, LPBQ'} (tensor ${Q(e.name)})`)
+    throw new EncodingsFileError(`${where}.enc_type: ${Q(e.enc_type)} is not one of PER_TENSOR, PER_CHANNEL, PER_BLOCK, LPBQ (tensor ${Q(e.name)})`)
   }
   const scale = nums(e.scale, `${where}.scale`)
   const offset = nums(e.offset, `${where}.offset`)
@@ -85,9 +93,70 @@ function read100(section: 'activation' | 'param', e: Record<string, unknown>, wh
   return out
 }
 
+/** The integer block scales: positive integers. */
+function intScales(v: unknown, where: string): number[] {
+  const out = nums(v, where)
+  out.forEach((n, i) => {
+    if (!Number.isInteger(n) || n < 1) throw new EncodingsFileError(`${where}[${i}]: expected a positive integer, got ${n}`)
+  })
+  return out
+}
+
+/**
+ * 1.0.0 LPBQ (aimet-onnx 2.42 `_encoding.py` LPBQEncoding): `bw` decompressed, `compressed_bw`,
+ * `scale`/`offset` per channel (offset −2^(bw−1): symmetric), `per_block_int_scale` per
+ * (channel, block) channel by channel, `block_size`.
+ */
+function readLpbq100(section: 'activation' | 'param', e: Record<string, unknown>, where: string, bw: number): FileEncoding {
+  const name = e.name as string
+  const compressed = num(e.compressed_bw, `${where}.compressed_bw`)
+  const channelScales = nums(e.scale, `${where}.scale`)
+  const offsets = nums(e.offset, `${where}.offset`)
+  const ints = intScales(e.per_block_int_scale, `${where}.per_block_int_scale`)
+  if (!(compressed >= 2 && compressed < bw)) throw new EncodingsFileError(`${where}: compressed_bw ${compressed} must be at least 2 and below bw ${bw} (tensor ${Q(name)})`)
+  if (offsets.length !== channelScales.length) throw new EncodingsFileError(`${where}: ${channelScales.length} scales but ${offsets.length} offsets (tensor ${Q(name)})`)
+  if (offsets.some((o) => o !== -(2 ** (bw - 1)))) throw new EncodingsFileError(`${where}.offset: LPBQ is symmetric, expected every offset to be ${-(2 ** (bw - 1))} (tensor ${Q(name)})`)
+  if (ints.length % channelScales.length !== 0) throw new EncodingsFileError(`${where}: ${ints.length} block scales do not split into ${channelScales.length} channels (tensor ${Q(name)})`)
+  const nb = ints.length / channelScales.length
+  const half = 2 ** (compressed - 1)
+  return {
+    name, section, dtype: 'int', bitwidth: compressed, signed: true, granularity: 'block',
+    scale: ints.map((n, i) => n * channelScales[Math.floor(i / nb)]!),
+    offset: ints.map(() => -half),
+    blockSize: num(e.block_size, `${where}.block_size`),
+    lpbq: { decompressedBitwidth: bw, channelScales, intScales: ints },
+  }
+}
+
+/** 2.0.0 LPBQ: nested per_block_int_scale and per_channel_float_scale in the encoding's shape, `axis` the block axis. */
+function readLpbq200(e: Record<string, unknown>, where: string): FileEncoding {
+  const name = e.name as string
+  const m = /^int(\d+)$/.exec(String(e.output_dtype))
+  if (!m) throw new EncodingsFileError(`${where}.output_dtype: an LPBQ entry needs a signed int<N> type, got ${Q(e.output_dtype)} (tensor ${Q(name)})`)
+  const bitwidth = Number(m[1])
+  const channelScales = nums(e.per_channel_float_scale, `${where}.per_channel_float_scale`)
+  const ints = intScales(e.per_block_int_scale, `${where}.per_block_int_scale`)
+  const axis = num(e.axis, `${where}.axis`)
+  if (ints.length % channelScales.length !== 0) throw new EncodingsFileError(`${where}: ${ints.length} block scales do not split into ${channelScales.length} channels (tensor ${Q(name)})`)
+  const c = channelScales.length
+  const nb = ints.length / c
+  // Block axis 0: [blocks, channels, …]; otherwise [channels, blocks, …] (AIMET's shapes).
+  const channelOf = (i: number) => (axis === 0 ? i % c : Math.floor(i / nb))
+  const scale = ints.map((n, i) => n * channelScales[channelOf(i)]!)
+  // 2.0.0 does not write the decompressed bitwidth: aimet-onnx takes it as twice the compressed
+  // one (`_encoding.py` LPBQEncoding: decompressed_dtype defaults to int<2·bw>; `_to_2_0_0`
+  // refuses any other).
+  return {
+    name, section: 'any', dtype: 'int', bitwidth, signed: true, granularity: 'block',
+    scale, offset: ints.map(() => -(2 ** (bitwidth - 1))), axis,
+    blockSize: num(e.block_size, `${where}.block_size`),
+    lpbq: { decompressedBitwidth: 2 * bitwidth, channelScales, intScales: ints },
+  }
+}
+
 function read200(e: Record<string, unknown>, where: string): FileEncoding {
   if (typeof e.name !== 'string') throw new EncodingsFileError(`${where}.name: expected a tensor name`)
-  if ('per_block_int_scale' in e) throw new EncodingsFileError(`${where}: LPBQ encodings are not supported by quantkit yet (tensor ${Q(e.name)})`)
+  if ('per_block_int_scale' in e) return readLpbq200(e, where)
   const m = /^(u?)int(\d+)$/.exec(String(e.output_dtype))
   if (!m) {
     if (/^float|^bfloat/.test(String(e.output_dtype))) {

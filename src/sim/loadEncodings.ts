@@ -16,6 +16,7 @@ import { attrInt } from '../graph/attributes.js'
 import type { Model } from '../graph/model.js'
 import type { EncodingsFileContents, FileEncoding } from '../export/readEncodingsFile.js'
 import type { Quantizer, QuantizerSpec } from './quantizer.js'
+import { blockAxes, blockGeometry, fromChannelMajor, lpbqEncodings, type LpbqScales } from './blockwise.js'
 
 /** An encodings file that does not fit the sim (strict mode): names the tensor and what differs. */
 export class EncodingsMismatchError extends QuantkitError {
@@ -55,6 +56,7 @@ interface Planned {
   quantizers: Quantizer[]
   spec: Partial<QuantizerSpec>
   encodings?: Encoding[]
+  lpbqScales?: LpbqScales
 }
 
 function grid(fe: FileEncoding): { qmin: number; qmax: number; offsets: number[]; symmetric: boolean; strict: boolean; unsigned: boolean } {
@@ -112,7 +114,7 @@ export function applyEncodings(model: Model, quantizers: readonly Quantizer[], f
 
     if (fe.dtype === 'float') {
       if (fe.bitwidth !== 16) { mismatch(`${where}: float${fe.bitwidth} is not supported (float16 only)`); continue }
-      plans.push({ quantizers: qs, spec: { dtype: 'float', bitwidth: 16, axis: undefined, blockSize: undefined } })
+      plans.push({ quantizers: qs, spec: { dtype: 'float', bitwidth: 16, axis: undefined, blockSize: undefined, lpbq: undefined } })
       continue
     }
     const isBias = q0.kind === 'param' && q0.paramName === 'bias'
@@ -127,6 +129,8 @@ export function applyEncodings(model: Model, quantizers: readonly Quantizer[], f
     let axis: number | undefined
     let blockSize: number | undefined
     let order: number[] | undefined // file index → quantkit index
+    let lpbqScales: LpbqScales | undefined
+    let geometry: ReturnType<typeof blockGeometry> | undefined
     if (fe.granularity !== 'tensor') {
       const w = graph.initializers.get(fe.name)
       if (q0.kind !== 'param' || !w) { mismatch(`${where}: ${fe.granularity === 'block' ? 'per-block' : 'per-channel'} encodings are only for params; ${Q(fe.name)} is an activation`); continue }
@@ -140,16 +144,25 @@ export function applyEncodings(model: Model, quantizers: readonly Quantizer[], f
         axis = ch
       } else {
         const bs = fe.blockSize!
-        if (rank !== 2) { mismatch(`${where}: per-block encodings are supported for 2-D weights only (shape [${w.dims.join(', ')}])`); continue }
-        const b = fe.axis !== undefined ? (fe.axis + rank) % rank : 1 - ch
-        const c = 1 - b
+        const axes = blockAxes(q0.opType, rank, { transB: node ? attrInt(node, 'transB', 0) === 1 : false })
+        if (!axes && fe.axis === undefined) { mismatch(`${where}: per-block encodings are not supported for a rank-${rank} ${q0.opType} weight`); continue }
+        const b = fe.axis !== undefined ? (fe.axis + rank) % rank : axes!.blockAxis
+        if (b > 1) { mismatch(`${where}: block axis ${b} is not supported (the block and channel axes must be 0 and 1; shape [${w.dims.join(', ')}])`); continue }
         if (!(bs > 0) || w.dims[b]! % bs !== 0) { mismatch(`${where}: block size ${bs} does not divide ${w.dims[b]} (axis ${b})`); continue }
-        const nb = w.dims[b]! / bs
-        if (fe.scale.length !== w.dims[c]! * nb) { mismatch(`${where}: ${fe.scale.length} block scales in the file, expected ${w.dims[c]! * nb} (${w.dims[c]} channels × ${nb} blocks)`); continue }
+        const g = blockGeometry(w.dims, b, bs)
+        if (fe.scale.length !== g.channels * g.blocks) { mismatch(`${where}: ${fe.scale.length} block scales in the file, expected ${g.channels * g.blocks} (${g.channels} channels × ${g.blocks} blocks)`); continue }
+        if (fe.lpbq && fe.lpbq.channelScales.length !== g.channels) { mismatch(`${where}: ${fe.lpbq.channelScales.length} LPBQ channel scales in the file, expected ${g.channels}`); continue }
         axis = b
         blockSize = bs
-        // 1.0.0 lists blocks as (channel, block); quantkit (like 2.0.0) in the tensor's layout.
-        if (file.version !== '2.0.0' && c > b) order = fe.scale.map((_, i) => (i % nb) * w.dims[c]! + Math.floor(i / nb))
+        geometry = g
+        // 1.0.0 lists blocks channel by channel; quantkit (like 2.0.0) in AIMET's encoding shape.
+        const index = fe.scale.map((_, i) => i)
+        if (file.version !== '2.0.0') order = fromChannelMajor(g, index).reduce<number[]>((o, fileIdx, ours) => { o[fileIdx] = ours; return o }, [])
+        if (fe.lpbq) {
+          const ints = new Array<number>(fe.lpbq.intScales.length)
+          fe.lpbq.intScales.forEach((n, i) => { ints[order ? order[i]! : i] = n })
+          lpbqScales = { channelScales: fe.lpbq.channelScales.map((x) => Math.fround(x)), intScales: ints }
+        }
       }
     }
     const g = grid(fe)
@@ -165,8 +178,14 @@ export function applyEncodings(model: Model, quantizers: readonly Quantizer[], f
     })
     plans.push({
       quantizers: qs,
-      spec: { dtype: 'int', bitwidth: fe.bitwidth, symmetric: g.symmetric, strictSymmetric: g.strict, unsignedSymmetric: g.unsigned, axis, blockSize },
-      encodings,
+      spec: {
+        dtype: 'int', bitwidth: fe.bitwidth, symmetric: g.symmetric, strictSymmetric: g.strict, unsignedSymmetric: g.unsigned, axis, blockSize,
+        lpbq: fe.lpbq && lpbqScales ? { decompressedBitwidth: fe.lpbq.decompressedBitwidth } : undefined,
+      },
+      // LPBQ: the block scales are recomputed from the two factors, in float32 as the runtime's
+      // DequantizeLinear of the integer scales would.
+      encodings: lpbqScales && geometry ? lpbqEncodings(geometry, lpbqScales, fe.bitwidth) : encodings,
+      lpbqScales,
     })
   }
 
@@ -189,7 +208,9 @@ export function applyEncodings(model: Model, quantizers: readonly Quantizer[], f
       Object.assign(q.spec, p.spec)
       if (p.spec.axis === undefined) delete q.spec.axis
       if (p.spec.blockSize === undefined) delete q.spec.blockSize
+      if (p.spec.lpbq === undefined) delete q.spec.lpbq
       q.encodings = p.encodings
+      q.lpbqScales = p.lpbqScales
       q.frozen = opts.freeze ?? true
     }
     result.loaded.push(p.quantizers[0]!.tensor)

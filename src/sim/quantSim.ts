@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path'
 import { computeEncoding, type Encoding, type EncodingOptions } from '../encoding.js'
 import { QuantkitError } from '../errors.js'
 import { resolveConfig, type ResolvedConfig } from '../config/resolve.js'
+import { checkTarget, htpTarget, type HtpTarget, type TargetRequest } from '../config/htpTargets.js'
+import { attrInt } from '../graph/attributes.js'
 import { resolveQuantizerDefaults, type QuantizerDefaultsOptions } from '../config/quantizerDefaults.js'
 import { prepareModel } from '../graph/prepare/prepareModel.js'
 import type { PrepareReport } from '../graph/prepare/report.js'
@@ -25,6 +27,7 @@ import type { Feeds, PlainTensor } from './feeds.js'
 import { OrtRunner } from './ortRunner.js'
 import { placeQuantizers, type Placement } from './placement.js'
 import type { Quantizer } from './quantizer.js'
+import { blockAxes, blockEncodings, blockGeometry, lpbqFromBlocks, type LpbqScales } from './blockwise.js'
 import { discoverValueTypes } from './valueTypes.js'
 
 export class QuantSimError extends QuantkitError {
@@ -44,6 +47,11 @@ export interface QuantSimOptions extends QuantizerDefaultsOptions {
   prepare?: boolean
   /** ORT threads for calibration and simulation; default: the machine's parallelism. */
   intraOpNumThreads?: number
+  /**
+   * With an HTP config (htp_v66 … htp_v85, or a file with hw_version): requests the generation
+   * does not run (src/config/htpTargets.ts) are errors instead of warnings. Default false.
+   */
+  strictTarget?: boolean
 }
 
 export interface QuantSimReport {
@@ -51,6 +59,39 @@ export interface QuantSimReport {
   preparation?: PrepareReport
   placement: Pick<Placement, 'fusions' | 'notes'>
   quantizers: { activations: number; params: number; disabled: number; tied: number }
+  /** Target warnings (what the config's HTP generation does not run); also in placement.notes. */
+  warnings: string[]
+}
+
+/** `sim.setBlockwise`: AIMET's set_blockwise_quantization_for_weights. */
+export interface BlockwiseOptions {
+  /** Op types whose weights become blockwise (ONNX op types); default Conv, Gemm, MatMul. */
+  opTypes?: string[]
+  /** Bitwidth of the weights, 2–16 (4 is the usual). */
+  bitwidth: number
+  /** Elements per block along the input-channel (reduction) axis. */
+  blockSize: number
+  /** Default true (AIMET's argument has no default; its examples use true). */
+  symmetric?: boolean
+  /** Node names left as they are. */
+  nodesToExclude?: string[]
+  /**
+   * false (default, as AIMET): weights the block size does not divide (or that cannot be blocked)
+   * keep their quantizer and are listed in `skipped`; true: that is an error.
+   */
+  strict?: boolean
+}
+
+/** `sim.setLpbq`: AIMET's set_grouped_blockwise_quantization_for_weights (always symmetric). */
+export interface LpbqOptions extends Omit<BlockwiseOptions, 'symmetric'> {
+  /** Bitwidth of the per-channel scale × integer block scale (AIMET's decompressed_bw), > bitwidth. */
+  decompressedBitwidth: number
+}
+
+export interface BlockwiseResult {
+  /** Weights now blockwise (or LPBQ). */
+  tensors: string[]
+  skipped: { tensor: string; node: string; reason: string }[]
 }
 
 export interface SetQuantizerOptions {
@@ -90,11 +131,13 @@ export class QuantSim {
   readonly #percentile: number | undefined
   readonly #threads: number | undefined
   readonly #args: { activationBitwidth: number; paramBitwidth: number; perChannel: boolean; dtype: 'int' | 'float' }
+  readonly #target: { row: HtpTarget | undefined; preset: string; strict: boolean }
   #runner: Promise<OrtRunner> | undefined
   #calibrated = false
   #busy = false
 
-  private constructor(model: Model, quantizers: Quantizer[], report: QuantSimReport, opts: QuantSimOptions, args: { activationBitwidth: number; paramBitwidth: number; perChannel: boolean; dtype: 'int' | 'float' }) {
+  private constructor(model: Model, quantizers: Quantizer[], report: QuantSimReport, opts: QuantSimOptions, args: { activationBitwidth: number; paramBitwidth: number; perChannel: boolean; dtype: 'int' | 'float' }, target: { row: HtpTarget | undefined; preset: string; strict: boolean }) {
+    this.#target = target
     this.model = model
     this.#quantizers = quantizers
     this.report = report
@@ -129,13 +172,58 @@ export class QuantSim {
         disabled: q.filter((x) => !x.enabled).length,
         tied: q.filter((x) => x.enabled && x.tiedTo).length,
       },
+      warnings: [],
     }
-    return new QuantSim(model, q, report, opts, {
+    const sim = new QuantSim(model, q, report, opts, {
       activationBitwidth: defaults.activation.bitwidth,
       paramBitwidth: defaults.param.bitwidth,
       perChannel: config.perChannelOpTypes.length > 0,
       dtype: defaults.param.dtype,
-    })
+    }, { row: htpTarget(config), preset: config.preset ?? config.source, strict: opts.strictTarget ?? false })
+    sim.#checkTarget()
+    return sim
+  }
+
+  /** What the enabled quantizers ask of the target (biases at 32 bits are the runtime's own). */
+  #targetRequests(): TargetRequest[] {
+    return this.#quantizers.filter((q) => q.enabled && !(q.paramName === 'bias' && q.spec.bitwidth === 32)).map((q) => ({
+      tensor: q.tensor, opType: q.opType, kind: q.kind === 'param' ? 'param' as const : 'activation' as const,
+      dtype: q.spec.dtype, bitwidth: q.spec.bitwidth, blockwise: q.spec.blockSize !== undefined, lpbq: q.spec.lpbq !== undefined,
+    }))
+  }
+
+  /**
+   * Checks the quantizers against the config's HTP generation (src/config/htpTargets.ts): new
+   * findings go to report.warnings and report.placement.notes, or throw with strictTarget.
+   */
+  #checkTarget(): void {
+    const found = checkTarget(this.#target.row, this.#target.preset, this.#targetRequests())
+    if (found.length === 0) return
+    if (this.#target.strict) {
+      throw new QuantSimError(`strictTarget: ${found.join('; ')}. Change the quantizers, or drop strictTarget to get warnings instead`)
+    }
+    for (const w of found) {
+      if (this.report.warnings.includes(w)) continue
+      this.report.warnings.push(w)
+      this.report.placement.notes.push(`target: ${w}`)
+    }
+  }
+
+  /** Runs a change of quantizers; with strictTarget, a change the target cannot run is undone and thrown. */
+  #change<T>(fn: () => T): T {
+    const saved = this.#target.strict ? this.#quantizers.map((q) => structuredClone(q)) : undefined
+    const result = fn()
+    try {
+      this.#checkTarget()
+    } catch (e) {
+      saved?.forEach((s, i) => {
+        const q = this.#quantizers[i]!
+        for (const k of Object.keys(q)) delete (q as unknown as Record<string, unknown>)[k]
+        Object.assign(q, s)
+      })
+      throw e
+    }
+    return result
   }
 
   /** Every quantizer, with its tensor, kind, enabled flag, spec and (after calibration) encodings. */
@@ -151,6 +239,10 @@ export class QuantSim {
 
   /** Changes a quantizer; its encodings are cleared, so computeEncodings must run again. */
   setQuantizer(tensor: string, change: SetQuantizerOptions): void {
+    this.#change(() => this.#setQuantizer(tensor, change))
+  }
+
+  #setQuantizer(tensor: string, change: SetQuantizerOptions): void {
     for (const q of this.#find(tensor)) {
       if (change.enabled !== undefined) q.enabled = change.enabled
       if (change.bitwidth !== undefined) {
@@ -163,24 +255,104 @@ export class QuantSim {
         const axis = { Conv: 0, ConvTranspose: 1, Gemm: 0, MatMul: 1 }[q.opType]
         if (change.perChannel && axis === undefined) throw new QuantSimError(`perChannel: ${q.opType} weights cannot be per-channel`)
         q.spec.axis = change.perChannel ? axis : undefined
+        delete q.spec.blockSize
+        delete q.spec.lpbq
       }
       q.encodings = undefined
+      q.lpbqScales = undefined
       q.frozen = false
     }
     this.#calibrated = false
     this.#dropRunner()
   }
 
+  /**
+   * Blockwise weights (AIMET's `set_blockwise_quantization_for_weights`): for each weight of
+   * `opTypes`, one encoding per output channel and per block of `blockSize` input channels,
+   * min-max from the weight values (src/sim/blockwise.ts). Clears those encodings.
+   */
+  setBlockwise(opts: BlockwiseOptions): BlockwiseResult {
+    checkBits(opts.bitwidth, 'bitwidth')
+    return this.#change(() => this.#setBlocked(opts, { bitwidth: opts.bitwidth, symmetric: opts.symmetric ?? true }))
+  }
+
+  /**
+   * Low-power blockwise weights (AIMET's `set_grouped_blockwise_quantization_for_weights`): per-block
+   * `bitwidth` encodings whose scales are a per-channel float scale × an integer block scale of
+   * decompressedBitwidth − bitwidth bits, computed as aimet-onnx does (src/sim/blockwise.ts).
+   */
+  setLpbq(opts: LpbqOptions): BlockwiseResult {
+    checkBits(opts.bitwidth, 'bitwidth')
+    if (!Number.isInteger(opts.decompressedBitwidth) || opts.decompressedBitwidth <= opts.bitwidth || opts.decompressedBitwidth > 32) {
+      throw new RangeError(`decompressedBitwidth: expected an integer above bitwidth (${opts.bitwidth}) and at most 32, got ${opts.decompressedBitwidth}`)
+    }
+    return this.#change(() => this.#setBlocked(opts, { bitwidth: opts.bitwidth, symmetric: true, lpbq: { decompressedBitwidth: opts.decompressedBitwidth } }))
+  }
+
+  #setBlocked(opts: BlockwiseOptions, spec: { bitwidth: number; symmetric: boolean; lpbq?: { decompressedBitwidth: number } }): BlockwiseResult {
+    const bs = opts.blockSize
+    if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`blockSize: expected a positive integer, got ${bs}`)
+    const opTypes = new Set(opts.opTypes ?? ['Conv', 'Gemm', 'MatMul'])
+    const exclude = new Set(opts.nodesToExclude ?? [])
+    const nodes = new Map(this.model.graph.nodes.map((n) => [n.name, n]))
+    const result: BlockwiseResult = { tensors: [], skipped: [] }
+    const planned: { q: Quantizer; axis: number }[] = []
+    for (const q of this.#quantizers) {
+      if (q.kind !== 'param' || q.paramName !== 'weight' || !opTypes.has(q.opType) || exclude.has(q.node)) continue
+      const w = this.model.graph.initializers.get(q.tensor)
+      const node = nodes.get(q.node)
+      const skip = (reason: string) => {
+        if (opts.strict) throw new QuantSimError(`${spec.lpbq ? 'setLpbq' : 'setBlockwise'}: weight ${JSON.stringify(q.tensor)} of ${q.opType} ${JSON.stringify(q.node)}: ${reason}`)
+        result.skipped.push({ tensor: q.tensor, node: q.node, reason })
+      }
+      if (!w || w.dataType !== 1) { skip('not a float32 initializer'); continue }
+      const axes = blockAxes(q.opType, w.dims.length, { transB: node ? attrInt(node, 'transB', 0) === 1 : false })
+      if (!axes) { skip(`a rank-${w.dims.length} ${q.opType} weight cannot be blocked`); continue }
+      if (q.opType === 'ConvTranspose' && node && attrInt(node, 'group', 1) !== 1) { skip('grouped ConvTranspose weights are per-tensor (as in aimet-onnx)'); continue }
+      const d = w.dims[axes.blockAxis]!
+      if (d % bs !== 0) { skip(`block size ${bs} does not divide dimension ${axes.blockAxis} (${d}) of [${w.dims.join(', ')}]`); continue }
+      planned.push({ q, axis: axes.blockAxis })
+    }
+    for (const { q, axis } of planned) {
+      q.spec.bitwidth = spec.bitwidth
+      q.spec.symmetric = spec.symmetric
+      q.spec.dtype = 'int'
+      q.spec.axis = axis
+      q.spec.blockSize = bs
+      if (spec.lpbq) {
+        q.spec.lpbq = { ...spec.lpbq }
+        q.spec.strictSymmetric = false
+        q.spec.unsignedSymmetric = false
+      } else delete q.spec.lpbq
+      q.encodings = undefined
+      q.lpbqScales = undefined
+      q.frozen = false
+      result.tensors.push(q.tensor)
+    }
+    if (planned.length > 0) {
+      this.#calibrated = false
+      this.#dropRunner()
+    }
+    return result
+  }
+
   #encodingOptions(q: Quantizer): EncodingOptions {
     return { bitwidth: q.spec.bitwidth, symmetric: q.spec.symmetric, strictSymmetric: q.spec.strictSymmetric, unsignedSymmetric: q.spec.unsignedSymmetric }
   }
 
-  /** Params' encodings straight from the weights (min-max, per channel where set). */
-  #paramEncodings(q: Quantizer): Encoding[] {
+  /** Params' encodings straight from the weights (min-max, per channel or per block where set). */
+  #paramEncodings(q: Quantizer): { encodings: Encoding[]; lpbq?: LpbqScales } {
     const w = this.model.graph.initializers.get(q.tensor)!
+    if (q.spec.blockSize !== undefined && q.spec.axis !== undefined) {
+      const g = blockGeometry(w.dims, q.spec.axis, q.spec.blockSize)
+      const blocks = blockEncodings(w, g, this.#encodingOptions(q) as { bitwidth: number; symmetric: boolean })
+      if (!q.spec.lpbq) return { encodings: blocks }
+      const { scales, encodings } = lpbqFromBlocks(g, blocks, q.spec.bitwidth, q.spec.lpbq.decompressedBitwidth)
+      return { encodings, lpbq: scales }
+    }
     const o = new MinMaxObserver(q.spec.axis !== undefined ? { axis: q.spec.axis } : {})
     o.update(w.data as Float32Array, w.dims)
-    return o.encodings(this.#encodingOptions(q))
+    return { encodings: o.encodings(this.#encodingOptions(q)) }
   }
 
   /** A constant operand quantized as an activation: its encoding comes from its own values. */
@@ -203,6 +375,7 @@ export class QuantSim {
    */
   async computeEncodings(data: CalibrationData, opts: Pick<CalibrateOptions, 'onProgress' | 'signal' | 'maxBytesPerRun'> = {}): Promise<void> {
     if (this.#busy) throw new QuantSimError('computeEncodings is already running on this sim')
+    this.#checkTarget()
     this.#busy = true
     try {
       const active = this.#quantizers.filter((q) => q.enabled && q.spec.dtype === 'int')
@@ -224,9 +397,14 @@ export class QuantSim {
       const observed = await calibrate(this.model, targets, data, { ...opts, intraOpNumThreads: this.#threads })
       const byTensor = new Map(observed.map((o) => [o.tensor, o]))
       const next = new Map<Quantizer, Encoding[]>()
+      const lpbq = new Map<Quantizer, LpbqScales | undefined>()
       for (const q of active) {
         if (q.frozen) continue // loaded with freeze: kept as they are
-        if (q.kind === 'param') next.set(q, this.#paramEncodings(q))
+        if (q.kind === 'param') {
+          const p = this.#paramEncodings(q)
+          next.set(q, p.encodings)
+          lpbq.set(q, p.lpbq)
+        }
         else if (this.model.graph.initializers.has(q.tensor)) next.set(q, this.#constantEncoding(q))
         else if (q.fixedRange && !Number.isNaN(q.fixedRange.max)) next.set(q, [computeEncoding({ min: q.fixedRange.min, max: q.fixedRange.max }, this.#encodingOptions(q))])
         else if (!tiedSource(q)) {
@@ -243,6 +421,7 @@ export class QuantSim {
       }
       // Only now, with everything computed, do the quantizers change (an abort leaves them as they were).
       for (const [q, e] of next) q.encodings = e
+      for (const [q, s] of lpbq) q.lpbqScales = s
       this.#calibrated = true
       this.#dropRunner()
     } finally {
@@ -260,7 +439,7 @@ export class QuantSim {
   async loadEncodings(source: string | object, opts: LoadEncodingsOptions = {}): Promise<LoadEncodingsResult> {
     if (this.#busy) throw new QuantSimError('loadEncodings: computeEncodings is running on this sim')
     const file = typeof source === 'string' ? await readEncodingsFile(source) : parseEncodingsFile(source)
-    const result = applyEncodings(this.model, this.#quantizers, file, opts)
+    const result = this.#change(() => applyEncodings(this.model, this.#quantizers, file, opts))
     this.#calibrated = this.#quantizers.every((q) => !q.enabled || q.spec.dtype === 'float' || (q.encodings?.length ?? 0) > 0 || this.#tiedToEncoded(q))
     this.#dropRunner()
     return result
@@ -310,6 +489,7 @@ export class QuantSim {
    */
   async export(dir: string, prefix: string, opts: ExportOptions = {}): Promise<ExportResult> {
     this.#requireEncodings('export')
+    this.#checkTarget()
     if (!prefix || /[/\\]/.test(prefix)) throw new TypeError(`prefix: expected a file name prefix without slashes, got ${JSON.stringify(prefix)}`)
     const encodingVersion = opts.encodingVersion ?? '1.0.0'
     if (!ENCODING_VERSIONS.includes(encodingVersion)) {
@@ -333,7 +513,7 @@ export class QuantSim {
         }
         const file = encodingVersion === '0.6.1' ? encodingsFileV061(this.#quantizers, args, VERSION)
           : encodingVersion === '2.0.0' ? encodingsFileV2(this.model, this.#quantizers, VERSION)
-            : encodingsFileV1(this.#quantizers, args, VERSION)
+            : encodingsFileV1(this.#quantizers, args, VERSION, this.model)
         await writeFile(join(staging, `${prefix}.encodings`), JSON.stringify(file, null, 2) + '\n')
       }
       if (formats.includes('qdq')) {
@@ -359,4 +539,8 @@ export class QuantSim {
     this.#runner = undefined
     if (r) await (await r).close()
   }
+}
+
+function checkBits(bits: number, name: string): void {
+  if (!Number.isInteger(bits) || bits < 2 || bits > 16) throw new RangeError(`${name}: expected an integer from 2 to 16, got ${bits}`)
 }

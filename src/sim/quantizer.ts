@@ -2,6 +2,7 @@
 // Placement (placement.ts) decides which quantizers exist; calibration fills their encodings;
 // the QDQ builder (src/export/qdqModel.ts) turns them into QuantizeLinear/DequantizeLinear pairs.
 import type { Encoding } from '../encoding.js'
+import type { LpbqScales } from './blockwise.js'
 
 /** Where the quantizer sits: a model/op input, an op output (activation), or a parameter. */
 export type QuantizerKind = 'input' | 'output' | 'param'
@@ -16,9 +17,17 @@ export interface QuantizerSpec {
   unsignedSymmetric: boolean
   /** Per-channel axis of a parameter (undefined: per-tensor). */
   axis?: number
-  /** Per-block along `axis` (blocked quantization). */
+  /**
+   * Per-block along `axis` (blocked quantization): `axis` is then the block (reduction) axis, as
+   * in ONNX's blocked DequantizeLinear, and the channel axis is the other of axes 0 and 1
+   * (src/sim/blockwise.ts).
+   */
   blockSize?: number
-  /** Low-power blockwise quantization: per-block integer scales of this bitwidth under a per-channel scale. */
+  /**
+   * Low-power blockwise quantization (needs `blockSize`): per-block integer scales under a
+   * per-channel float scale; `bitwidth` is the compressed bitwidth, the integer scales have
+   * decompressedBitwidth − bitwidth bits.
+   */
   lpbq?: { decompressedBitwidth: number }
 }
 
@@ -35,6 +44,8 @@ export interface Quantizer {
   spec: QuantizerSpec
   /** Calibrated (or fixed) encodings: one for per-tensor, one per channel or block otherwise. */
   encodings?: Encoding[]
+  /** LPBQ quantizers: the per-channel and integer per-block scales whose products are `encodings`' scales. */
+  lpbqScales?: LpbqScales
   /** Encodings set from outside (sim.loadEncodings with `freeze`): computeEncodings leaves them as they are. */
   frozen?: boolean
   /** A fixed range from the config's encoding_constraints (Relu min 0, Sigmoid [0, 1], …). */
