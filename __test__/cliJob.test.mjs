@@ -190,17 +190,21 @@ test('bad values name the JSON path and what is allowed', (t) => {
   t.regex(parseError(t, []).message, /expected an object with keys \$schema, model/)
 })
 
-test("xquant's precision_level: 0 is full int8 (the default); 1–4 are refused, naming every level", (t) => {
+test("xquant's precision_level: 0 is full int8 (the default), 3 dynamic, 4 float16; 1 and 2 are refused, naming every level", (t) => {
   t.notThrows(() => jobFromJson({ ...minimalJob(), quantization: { precision_level: 0 } }, '/jobs'))
-  for (const [level, what] of [[1, /some sensitive ops/], [2, /most ops/], [3, /dynamic quantization/], [4, /float16 conversion/]]) {
+  t.is(jobFromJson({ ...minimalJob(), quantization: { precision_level: 3 } }, '/jobs').job.mode, 'dynamic')
+  t.is(jobFromJson({ ...minimalJob(), quantization: { precision_level: 4 } }, '/jobs').job.mode, 'fp16')
+  t.is(jobFromJson({ ...minimalJob(), quantization: { mode: 'weight-only', param_bitwidth: 4 } }, '/jobs').job.mode, 'weight-only')
+  t.regex(parseError(t, { ...minimalJob(), quantization: { precision_level: 3, mode: 'fp16' } }).message, /precision_level 3 means mode "dynamic" but quantization\.mode is "fp16"/)
+  for (const [level, what] of [[1, /some sensitive ops/], [2, /most ops/]]) {
     const err = parseError(t, { ...minimalJob(), quantization: { precision_level: level } })
     t.is(err.path, 'quantization.precision_level')
     t.regex(err.message, new RegExp(`: ${level} means`))
     t.regex(err.message, what)
-    t.regex(err.message, /not supported yet; supported: 0 \(full int8 with calibration/)
+    t.regex(err.message, /not supported yet; supported: 0 \(full int8 with calibration.*3 \(dynamic.*4 \(float16/)
     t.regex(err.message, /0 = full int8.*3 = dynamic quantization.*4 = float16 conversion/)
   }
-  t.regex(parseError(t, { ...minimalJob(), quantization: { precision_level: 7 } }).message, /expected 0 \(full int8.*got 7/)
+  t.regex(parseError(t, { ...minimalJob(), quantization: { precision_level: 7 } }).message, /expected one of 0 \(full int8.*3 \(dynamic.*got 7/)
 })
 
 test('conversion: snake_case to the DataSourceSpec, paths against the job folder, defaults', (t) => {
@@ -244,7 +248,7 @@ const venvTest = existsSync(python) ? test : test.skip
 venvTest('(venv) the schema is valid draft 2020-12 and agrees with the validator on the example and on bad files', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'qk-jobschema-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const bad = { a: { ...minimalJob(), quantization: { overides: [] } }, b: { ...minimalJob(), quantization: { precision_level: 3 } }, c: { ...minimalJob(), calibration: { path: 'x', preprocess: { resize: [1] } } } }
+  const bad = { a: { ...minimalJob(), quantization: { overides: [] } }, b: { ...minimalJob(), quantization: { precision_level: 2 } }, c: { ...minimalJob(), calibration: { path: 'x', preprocess: { resize: [1] } } } }
   const files = [join(example, 'job.json')]
   for (const [k, v] of Object.entries(bad)) {
     files.push(join(dir, `${k}.json`))
@@ -277,9 +281,9 @@ test('exit codes: 2 for a bad job file (path and nearest key on stderr), bad JSO
   t.regex(typo.stderr, /typo\.json: quantization\.overides: unknown key "overides"; the nearest valid key is "overrides"/)
   t.is(typo.stdout, '')
 
-  const level = await run(['run', write('level.json', JSON.stringify({ ...minimalJob(), quantization: { precision_level: 3 } })), '--json'])
+  const level = await run(['run', write('level.json', JSON.stringify({ ...minimalJob(), quantization: { precision_level: 1 } })), '--json'])
   t.is(level.status, 2)
-  t.regex(level.stderr, /quantization\.precision_level: 3 means dynamic quantization/)
+  t.regex(level.stderr, /quantization\.precision_level: 1 means int8 with some sensitive ops/)
 
   const json = await run(['run', write('broken.json', '{\n  "model": "m.onnx",\n  "calibration": "c.npy",,\n}')])
   t.is(json.status, 2)

@@ -73,3 +73,18 @@ test('Ctrl-C during calibration stops cleanly and writes nothing', async (t) => 
   t.regex(stderr, /stopping|abort/i)
   t.false(existsSync(out) && readdirSync(out).some((f) => !f.startsWith('.')))
 })
+
+test('--mode dynamic, weight-only and fp16: a model file each, accuracy within a point of FP32', (t) => {
+  for (const mode of ['dynamic', 'weight-only', 'fp16']) {
+    const out = mkdtempSync(join(tmpdir(), `quantkit-${mode}-`))
+    const r = run(['quantize', ex('mnist-cnn.onnx'), '--mode', mode, '--calib', ex('calibration.npy'), '--eval', ex('test-images.npy'), '--labels', ex('test-labels.npy'),
+      '--batch-size', '100', '--out', out, '--json', '--quiet'])
+    t.is(r.status, 0, `${mode}: ${r.stderr}`)
+    const res = JSON.parse(r.stdout)
+    t.is(res.mode, mode)
+    t.true(res.evaluation.accuracy.reference - res.evaluation.accuracy.other <= 0.01, `${mode}: ${JSON.stringify(res.evaluation.accuracy)}`)
+    t.true(res.quantizedBytes < res.floatBytes * 0.6, `${mode}: ${res.quantizedBytes} of ${res.floatBytes} bytes`)
+    t.true(readdirSync(out).some((f) => f.endsWith('.onnx')))
+  }
+  t.is(run(['quantize', ex('mnist-cnn.onnx'), '--mode', 'turbo']).status, 2)
+})

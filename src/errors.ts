@@ -93,3 +93,12 @@ export class DataSourceError extends QuantkitError {
     this.input = details.input
   }
 }
+
+/**
+ * A model transform found nothing it could apply to (e.g. dynamic quantization of a model with no
+ * MatMul/Gemm/Conv of a constant weight): the message names the model, the op types looked for and
+ * why each candidate was passed over. The CLI exits 1 on it.
+ */
+export class NothingToQuantizeError extends QuantkitError {
+  override name = 'NothingToQuantizeError'
+}

@@ -50,3 +50,6 @@ export { float32ToFloat16, float32ToBfloat16, float16ToFloat32, maxAbsFinite } f
 export type { BlockwiseOptions, LpbqOptions, BlockwiseResult } from './sim/quantSim.js'
 export { blockAxes, blockGeometry, type BlockGeometry, type LpbqScales } from './sim/blockwise.js'
 export { HTP_TARGETS, htpTarget, checkTarget, type HtpTarget, type TargetRequest } from './config/htpTargets.js'
+export { quantizeDynamic, DEFAULT_MIN_SQNR_DB, type QuantizeDynamicOptions, type QuantizeDynamicResult } from './modes/quantizeDynamic.js'
+export type { DynamicReport, DynamicLayer, DynamicFloatLayer, DynamicSkip, DynamicQuality, DynamicQualityStep, DynamicFormat } from './modes/dynamicReport.js'
+export { DEFAULT_DYNAMIC_OPS, DYNAMIC_OP_TYPES, type DynamicOpType } from './modes/dynamicOps.js'

@@ -133,7 +133,8 @@ export const JOB_FILE_FORMAT: FieldSpec = {
       properties: {
         config: { type: 'string', minLength: 1, description: `A preset (${PRESET_NAMES.join(', ')}) or an AIMET quantsim config file (default: default).` },
         preset: { type: 'string', minLength: 1, description: 'The same as config; give one of them.' },
-        precision_level: { type: 'integer', enum: [0], refused: PRECISION_LEVELS, description: "xquant's precision level; quantkit run does 0 (full int8, the default)." },
+        mode: { type: 'string', enum: ['static', 'dynamic', 'weight-only', 'fp16'], description: 'static (default: QuantSim with calibration), dynamic, weight-only (param_bitwidth 4 or 8), fp16.' },
+        precision_level: { type: 'integer', enum: [0, 3, 4], refused: PRECISION_LEVELS, description: "xquant's precision level: 0 full int8 (mode static), 3 dynamic, 4 float16." },
         param_bitwidth: { type: 'integer', minimum: 2, maximum: 32, description: 'Weight bitwidth (default 8).' },
         param_type: { type: 'string', enum: Object.keys(QUANT_TYPES), description: "Weight type, AIMET's names (default int8); or param_bitwidth." },
         activation_bitwidth: { type: 'integer', minimum: 2, maximum: 32, description: 'Activation bitwidth (default 8).' },
@@ -384,7 +385,7 @@ export interface JobFileJson {
   evaluation?: string | DataSourceJson
   labels?: string
   quantization?: {
-    config?: string; preset?: string; precision_level?: 0
+    config?: string; preset?: string; precision_level?: 0 | 3 | 4; mode?: 'static' | 'dynamic' | 'weight-only' | 'fp16'
     param_bitwidth?: number; param_type?: string; activation_bitwidth?: number; activation_type?: string
     scheme?: CalibrationScheme; percentile?: number; prepare?: boolean
     overrides?: { tensor: string; disable?: true; enabled?: boolean; bitwidth?: number; symmetric?: boolean }[]
@@ -513,6 +514,13 @@ export function jobFromJson(value: unknown, baseDir: string, file = 'job.json'):
   }
   if (j.evaluation !== undefined) job.evaluation = dataSource(j.evaluation, baseDir)
   if (j.labels !== undefined) job.labels = resolve(baseDir, j.labels)
+  // xquant's precision levels are modes: 3 → dynamic, 4 → fp16 (0 is the default, static).
+  const levelMode = q.precision_level === 3 ? 'dynamic' : q.precision_level === 4 ? 'fp16' : undefined
+  if (levelMode && q.mode && q.mode !== levelMode) {
+    throw new JobFileError(`${file}: quantization.precision_level ${q.precision_level} means mode "${levelMode}" but quantization.mode is "${q.mode}"; give one of them`, file, 'quantization.mode')
+  }
+  const mode = q.mode ?? levelMode
+  if (mode && mode !== 'static') job.mode = mode
   return { job, warnings: c.warnings }
 }
 

@@ -5,6 +5,7 @@ import { mkdir, stat, writeFile, rename } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { QuantSim } from '../sim/quantSim.js'
 import type { QuantizeJob, TensorOverride } from './quantizeJob.js'
+import { MODES, printModeSummary, runModeJob, type PrecisionMode } from './modeJob.js'
 import { modelToBytes } from '../onnx/saveModel.js'
 import { OrtRunner } from '../sim/ortRunner.js'
 import { compareOutputs, type Comparison } from '../analysis/compareOutputs.js'
@@ -20,7 +21,11 @@ import { positiveInt } from './args.js'
 import { UsageError } from './usageError.js'
 
 export const QUANTIZE_USAGE = `usage: quantkit quantize <model.onnx> --calib <source> [options]
+  --mode <mode>           static (default: QuantSim, W8A8 with calibration), dynamic (int8 weights,
+                          activations quantized at run time), weight-only (int4/int8 MatMul weights,
+                          --param-bw 4 or 8), fp16 (float16 weights and compute)
   --calib <source>        calibration data: an image folder, .npy, .npz, .json, or a .js module
+                          (required for static; dynamic and fp16 use it to check quality and range)
   --calib-count <n>       use the first n calibration samples (default: all)
   --batch-size <n>        samples per batch (default: the model's fixed batch, else 1)
   --config <preset|file>  AIMET config or preset (default, per_tensor, htp_v66 … htp_v85); --preset is the same
@@ -39,7 +44,7 @@ export const QUANTIZE_USAGE = `usage: quantkit quantize <model.onnx> --calib <so
   --quiet                 no progress output`
 
 const OPTIONS = {
-  calib: { type: 'string' }, 'calib-count': { type: 'string' }, 'batch-size': { type: 'string' },
+  calib: { type: 'string' }, mode: { type: 'string' }, 'calib-count': { type: 'string' }, 'batch-size': { type: 'string' },
   config: { type: 'string' }, preset: { type: 'string' }, 'per-tensor': { type: 'boolean' }, 'per-channel': { type: 'boolean' },
   'param-bw': { type: 'string' }, 'act-bw': { type: 'string' }, 'param-type': { type: 'string' }, 'act-type': { type: 'string' },
   scheme: { type: 'string' }, percentile: { type: 'string' }, eval: { type: 'string' }, labels: { type: 'string' },
@@ -68,13 +73,15 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
   }
   const { values: v, positionals } = parsed
   if (positionals.length !== 1) throw new UsageError(`expected one model file\n${QUANTIZE_USAGE}`)
-  if (!v.calib) throw new UsageError(`--calib <source> is required\n${QUANTIZE_USAGE}`)
+  const mode = (v.mode ?? 'static') as PrecisionMode
+  if (!MODES.includes(mode)) throw new UsageError(`--mode: expected one of ${MODES.join(', ')}, got ${JSON.stringify(v.mode)}`)
+  if (!v.calib && mode === 'static') throw new UsageError(`--calib <source> is required\n${QUANTIZE_USAGE}`)
   if (v.config && v.preset && v.config !== v.preset) throw new UsageError('--config and --preset name the same setting; give one')
   if (v.labels && !v.eval) throw new UsageError('--labels needs --eval <source> (the labelled data)')
   const modelPath = positionals[0]!
   const job: QuantizeJob = {
     model: modelPath,
-    calibration: v.calib,
+    calibration: v.calib ?? '',
     evaluation: v.eval,
     labels: v.labels,
     sim: {
@@ -92,6 +99,12 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
     output: { dir: resolve(v.out ?? 'out'), prefix: v.prefix ?? basename(modelPath).replace(/\.onnx$/i, ''), formats: ['encodings', 'qdq'] },
     batchSize: positiveInt(v['batch-size'], 'batch-size'),
     calibrationCount: positiveInt(v['calib-count'], 'calib-count'),
+  }
+  if (mode !== 'static') {
+    const r = await runModeJob({ ...job, calibration: v.calib ?? '' }, mode, { signal, quiet: v.quiet })
+    if (v.json) console.log(JSON.stringify(r, (_k, x) => (ArrayBuffer.isView(x) ? undefined : typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
+    else printModeSummary(r)
+    return 0
   }
   const result = await runQuantizeJob(job, { signal, quiet: v.quiet })
   if (v.json) console.log(JSON.stringify(result, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))

@@ -14,6 +14,8 @@ export interface TensorOverride {
 
 export interface QuantizeJob {
   model: string
+  /** A precision mode other than static (QuantSim): see src/cli/modeJob.ts. */
+  mode?: 'dynamic' | 'weight-only' | 'fp16'
   calibration: string | DataSourceSpec
   evaluation?: string | DataSourceSpec
   labels?: string
