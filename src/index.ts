@@ -53,3 +53,6 @@ export { HTP_TARGETS, htpTarget, checkTarget, type HtpTarget, type TargetRequest
 export { quantizeDynamic, DEFAULT_MIN_SQNR_DB, type QuantizeDynamicOptions, type QuantizeDynamicResult } from './modes/quantizeDynamic.js'
 export type { DynamicReport, DynamicLayer, DynamicFloatLayer, DynamicSkip, DynamicQuality, DynamicQualityStep, DynamicFormat } from './modes/dynamicReport.js'
 export { DEFAULT_DYNAMIC_OPS, DYNAMIC_OP_TYPES, type DynamicOpType } from './modes/dynamicOps.js'
+export { equalizeModel, type EqualizeOptions, type EqualizeResult, type EqualizeReport, type EqualizedSet, type EqualizedPair, type ScaleSummary } from './techniques/equalizeModel.js'
+export type { HighBiasFoldPair } from './techniques/highBiasFold.js'
+export { CLS_ACTIVATIONS, type ClsLayerKind } from './techniques/layerPairs.js'
