@@ -135,7 +135,8 @@ test('per_tensor and htp_v73 equal the committed AIMET files in meaning and as d
 })
 
 venvTest('(venv) every preset equals its aimet-onnx 2.42 file in meaning and as data', (t) => {
-  for (const name of PRESET_NAMES) {
+  // quantkit's own presets (ort_x86, ort_x86_vnni, ort_arm) have no aimet-onnx file.
+  for (const name of PRESET_NAMES.filter((n) => PRESET_AIMET_FILES[n] !== undefined)) {
     const file = join(aimetDir, PRESET_AIMET_FILES[name])
     const mine = resolveConfig(name)
     const theirs = resolveConfig(file)

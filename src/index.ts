@@ -56,3 +56,4 @@ export { DEFAULT_DYNAMIC_OPS, DYNAMIC_OP_TYPES, type DynamicOpType } from './mod
 export { equalizeModel, type EqualizeOptions, type EqualizeResult, type EqualizeReport, type EqualizedSet, type EqualizedPair, type ScaleSummary } from './techniques/equalizeModel.js'
 export type { HighBiasFoldPair } from './techniques/highBiasFold.js'
 export { CLS_ACTIVATIONS, type ClsLayerKind } from './techniques/layerPairs.js'
+export { inspectOrtKernels, classifyOrtKernels, formatOrtKernelReport, ORT_INTEGER_KERNELS, type OrtKernelReport, type OrtKernelOptions, type FloatFakeQuantNode } from './export/ortKernels.js'

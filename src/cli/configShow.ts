@@ -2,14 +2,14 @@
 // will do), as a table or as ResolvedConfig.summary() in JSON. A bad name or file exits with 2.
 import { parseArgs } from 'node:util'
 import { resolveConfig, type ResolvedConfig, type ResolvedConfigSummary, type OpRule, type ParamRule } from '../config/resolve.js'
-import { PRESET_AIMET_FILES } from '../config/presets/index.js'
+import { PRESET_AIMET_FILES, presetQuantizerDefaults } from '../config/presets/index.js'
 import type { SupportedKernel } from '../config/format.js'
 import { ConfigError } from '../errors.js'
 import { UsageError } from './usageError.js'
 
 export const CONFIG_USAGE = `usage: quantkit config show <preset|file> [--json]
-  <preset|file>  a preset (default, per_channel, per_tensor, htp_v66 … htp_v85, enpu_v6, enpu_v7)
-                 or an AIMET quantsim config file
+  <preset|file>  a preset (default, per_channel, per_tensor, htp_v66 … htp_v85, enpu_v6, enpu_v7,
+                 ort_x86, ort_x86_vnni, ort_arm) or an AIMET quantsim config file
   --json         print the resolved rules (ResolvedConfig.summary()) as JSON`
 
 const yesNo = (b: boolean | undefined) => (b === undefined ? '–' : b ? 'yes' : 'no')
@@ -33,8 +33,13 @@ function tie(r: OpRule): string {
 }
 
 function print(c: ResolvedConfig, s: ResolvedConfigSummary): void {
-  const file = c.preset ? ` (aimet-onnx's ${PRESET_AIMET_FILES[c.preset]})` : ''
+  const aimetFile = c.preset ? PRESET_AIMET_FILES[c.preset] : undefined
+  const file = aimetFile ? ` (aimet-onnx's ${aimetFile})` : c.preset ? ' (quantkit\'s preset for ONNX Runtime\'s CPU kernels, docs/ort-cpu.md)' : ''
   console.log(`${s.source}${file}`)
+  const implied = presetQuantizerDefaults(c.preset)
+  if (implied.paramBitwidth !== undefined) {
+    console.log(`  QuantSim defaults:     ${implied.paramBitwidth}-bit params (ONNX Runtime's reduce_range; not in AIMET's format, so a file copy of this preset needs paramBitwidth ${implied.paramBitwidth})`)
+  }
   console.log(`  hw_version:            ${s.hwVersion ?? '(none)'}`)
   console.log(`  per-channel op types:  ${s.perChannelOpTypes.join(', ') || '(none: per-tensor weights)'}`)
   console.log(`  supergroups:           ${s.supergroups.length ? s.supergroups.map((g) => g.join('+')).join(', ') : '(none)'}`)

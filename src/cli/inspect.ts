@@ -1,4 +1,5 @@
-// `quantkit inspect <model.onnx> [--json]`.
+// `quantkit inspect <model.onnx> [--json]`, `--quantizers`, `--kernels`.
+import { formatOrtKernelReport, inspectOrtKernels } from '../export/ortKernels.js'
 import { summarizeModel, type ModelSummary, type ValueSummary } from '../report/modelSummary.js'
 import { QuantSim } from '../sim/quantSim.js'
 
@@ -63,13 +64,22 @@ async function quantizerTable(path: string, args: string[]): Promise<number> {
   }
 }
 
+/** Which integer kernels ONNX Runtime's CPU EP runs, read from the graph ORT optimised (src/export/ortKernels.ts). */
+async function kernelTable(path: string, args: string[]): Promise<number> {
+  const report = await inspectOrtKernels(path, { keepOptimizedModel: option(args, '--optimized-model') })
+  if (args.includes('--json')) console.log(JSON.stringify(report, null, 2))
+  else for (const line of formatOrtKernelReport(report)) console.log(line)
+  return 0
+}
+
 export async function inspect(args: string[]): Promise<number> {
-  const path = args.find((a, i) => !a.startsWith('--') && !['--config', '--preset'].includes(args[i - 1] ?? ''))
+  const path = args.find((a, i) => !a.startsWith('--') && !['--config', '--preset', '--optimized-model'].includes(args[i - 1] ?? ''))
   if (!path) {
-    console.error('usage: quantkit inspect <model.onnx> [--json] [--quantizers [--config <preset|file>]]')
+    console.error('usage: quantkit inspect <model.onnx> [--json] [--quantizers [--config <preset|file>]] [--kernels [--optimized-model <out.onnx>]]')
     return 2
   }
   if (args.includes('--quantizers')) return quantizerTable(path, args)
+  if (args.includes('--kernels')) return kernelTable(path, args)
   const summary = await summarizeModel(path)
   if (args.includes('--json')) console.log(JSON.stringify(summary, null, 2))
   else print(summary)

@@ -16,6 +16,7 @@ const USAGE = `usage: quantkit <command>
   eval <fp32.onnx> <quantized.onnx> --data <source> [--labels <file>]   compare two models' outputs
   analyze <model.onnx> --calib <source> [--data <source>]   per-layer sensitivity, SQNR, weight ranges → report
   inspect <model.onnx> --quantizers [--config <preset|file>] [--json]   the quantizer table QuantSim places
+  inspect <model.onnx> --kernels [--optimized-model <out.onnx>] [--json]   integer kernels ONNX Runtime's CPU EP runs (from its optimised graph)
   run <job.json> [--json] [--quiet]   the quantize job a job file describes (docs/job-file.md)
   config show <preset|file> [--json]  the rules a config preset or AIMET config file resolves to
   version                      print quantkit's version`

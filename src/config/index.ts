@@ -2,7 +2,7 @@
 // rules aimet-onnx applies in code to every config.
 export { validateQuantsimConfig, formatPath, type ValidatedConfig } from './validate.js'
 export { resolveConfig, readConfigFile, type ResolvedConfig, type ResolvedConfigSummary, type OpRule, type ParamRule } from './resolve.js'
-export { PRESET_NAMES, PRESET_AIMET_FILES, presetConfig, isPresetName, type PresetName } from './presets/index.js'
+export { PRESET_NAMES, PRESET_AIMET_FILES, PRESET_QUANTIZER_DEFAULTS, presetConfig, presetQuantizerDefaults, isPresetName, type PresetName } from './presets/index.js'
 export { resolveQuantizerDefaults, QUANT_TYPES, type QuantType, type QuantizerDtype, type QuantizerDefaultsOptions } from './quantizerDefaults.js'
 export { editDistance, nearest, suggestionDistance } from './nearest.js'
 export * as aimetRules from './aimetRules.js'

@@ -248,7 +248,7 @@ function fromPreset(name: PresetName): ResolvedConfig {
  *  - undefined: the `default` preset (AIMET's per-channel default file), as in aimet-onnx;
  *  - a string: a path to an existing file first (as aimet-onnx checks `os.path.exists` first),
  *    else a preset name (`default`, `per_channel`, `per_tensor`, `htp_v66` … `htp_v85`,
- *    `enpu_v6`, `enpu_v7`), else one of AIMET's bundled file names that a preset stands for
+ *    `enpu_v6`, `enpu_v7`, `ort_x86`, `ort_x86_vnni`, `ort_arm`), else one of AIMET's bundled file names that a preset stands for
  *    (`htp_quantsim_config_v73.json`, …);
  *  - an object: a config in AIMET's format ("True"/"False" strings or booleans).
  * Throws ConfigError naming the JSON path (and the nearest valid key or name) for a bad config.

@@ -35,6 +35,8 @@ export interface OrtRunnerOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all'
   /** What the model is called in error messages. */
   name?: string
+  /** ORT writes the graph it will run (after its optimisations) to this path (src/export/ortKernels.ts). */
+  optimizedModelFilePath?: string
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
@@ -80,6 +82,8 @@ export class OrtRunner {
       interOpNumThreads: 1,
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
       executionProviders: ['cpu'],
+      // ORT warns on every such session that a level-'all' graph may hold hardware-specific layout ops; docs/ort-cpu.md says so once.
+      ...(opts.optimizedModelFilePath !== undefined ? { optimizedModelFilePath: opts.optimizedModelFilePath, logSeverityLevel: 3 } : {}),
     }
     worker.postMessage({ id: 0, kind: 'create', model, options } satisfies WorkerRequest)
     let io: SessionIo

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { computeEncoding, type Encoding, type EncodingOptions } from '../encoding.js'
 import { QuantkitError } from '../errors.js'
 import { resolveConfig, type ResolvedConfig } from '../config/resolve.js'
+import { presetQuantizerDefaults } from '../config/presets/index.js'
 import { checkTarget, htpTarget, type HtpTarget, type TargetRequest } from '../config/htpTargets.js'
 import { attrInt } from '../graph/attributes.js'
 import { resolveQuantizerDefaults, type QuantizerDefaultsOptions } from '../config/quantizerDefaults.js'
@@ -41,7 +42,10 @@ export interface QuantSimOptions extends QuantizerDefaultsOptions {
   quantScheme?: CalibrationScheme
   /** For quantScheme 'percentile': in [50, 100]; default 99.99. */
   percentile?: number
-  /** A preset name ('default', 'per_tensor', 'htp_v73', …), a config file path, or a config object. */
+  /**
+   * A preset name ('default', 'per_tensor', 'htp_v73', 'ort_x86', …), a config file path, or a config object.
+   * `ort_x86` also makes 7-bit weights the default (ONNX Runtime's reduce_range; docs/ort-cpu.md).
+   */
   config?: string | object
   /** Run prepareModel first (BN folding and friends); default true. */
   prepare?: boolean
@@ -154,8 +158,15 @@ export class QuantSim {
     if (opts.percentile !== undefined && !(opts.percentile >= 50 && opts.percentile <= 100)) {
       throw new RangeError(`percentile: expected a number in [50, 100], got ${opts.percentile}`)
     }
-    const defaults = resolveQuantizerDefaults(opts)
     const config: ResolvedConfig = resolveConfig(opts.config)
+    // A preset may imply quantizer defaults AIMET's format cannot hold (ort_x86: 7-bit weights,
+    // ORT's reduce_range); the caller's own paramType/paramBitwidth always win.
+    const implied = presetQuantizerDefaults(config.preset)
+    const defaults = resolveQuantizerDefaults({
+      ...opts,
+      ...(opts.paramType === undefined && opts.paramBitwidth === undefined && implied.paramBitwidth !== undefined ? { paramBitwidth: implied.paramBitwidth } : {}),
+      ...(opts.activationType === undefined && opts.activationBitwidth === undefined && implied.activationBitwidth !== undefined ? { activationBitwidth: implied.activationBitwidth } : {}),
+    })
     let model = await resolveModelSource(source)
     let preparation: PrepareReport | undefined
     if (opts.prepare ?? true) ({ model, report: preparation } = await prepareModel(model))
