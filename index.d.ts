@@ -9,6 +9,20 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeGptqHessian {
+  /** `k`: the layer's input features (rows of W). */
+  constructor(k: number)
+  get k(): number
+  /** Calibration rows accumulated so far. */
+  get rows(): number
+  /** Adds the rows of `x` (any shape whose last dimension is K) to Σ xᵀx. */
+  updateAsync(x: Float32Array, signal?: AbortSignal | undefined | null): Promise<unknown>
+  /** Adds `other`'s rows (a weight read by several nodes with different inputs gets the sum). */
+  merge(other: NativeGptqHessian): void
+  /** GPTQ of W [K, N] ([N, K] when `transposed`), packed as `format` ('matmulnbits' | 'qdq'). */
+  quantizeAsync(w: Float32Array, n: number, transposed: boolean, bits: number, blockSize: number, symmetric: boolean, format: string, dampPercent: number, measureOutputError: boolean, signal?: AbortSignal | undefined | null): Promise<unknown>
+}
+
 export declare class NativeHistogramObserver {
   constructor(bins: number)
   update(x: Float32Array): void
@@ -52,6 +66,21 @@ export declare function compareTensorsNative(reference: Float32Array, other: Flo
 
 export declare function computeEncodingNative(min: number, max: number, bitwidth: number, symmetric: boolean, strictSymmetric: boolean, unsignedSymmetric: boolean): JsEncoding
 
+/** Conv and ConvTranspose attributes, ONNX names in camelCase; absent = ONNX default. */
+export interface ConvAttributes {
+  strides?: Array<number>
+  pads?: Array<number>
+  dilations?: Array<number>
+  group?: number
+  /** "NOTSET" | "SAME_UPPER" | "SAME_LOWER" | "VALID". */
+  autoPad?: string
+  kernelShape?: Array<number>
+  /** ConvTranspose only. */
+  outputPadding?: Array<number>
+  /** ConvTranspose only. */
+  outputShape?: Array<number>
+}
+
 export declare function coreVersion(): string
 
 export declare function f16ToF32Native(h: Uint16Array): Float32Array
@@ -59,6 +88,40 @@ export declare function f16ToF32Native(h: Uint16Array): Float32Array
 export declare function f32ToBf16Native(x: Float32Array): Uint16Array
 
 export declare function f32ToF16Native(x: Float32Array): Uint16Array
+
+export interface GemmAttributes {
+  alpha?: number
+  beta?: number
+  transA?: boolean
+  transB?: boolean
+}
+
+/** A GPTQ-quantized weight in the layout of `nbitsQuantizeAsync`, plus what the solve measured. */
+export interface GptqWeights {
+  data: Uint8Array
+  scales: Float32Array
+  zeroPoints?: Uint8Array
+  /** 10·log10(Σw² / Σ(w − ŵ)²) against the original weight. */
+  sqnrDb: number
+  /** ‖X(W − Ŵ)‖²/n over the calibration rows, for GPTQ's Ŵ and for round-to-nearest's (absent unless measured). */
+  outputError?: number
+  outputErrorRtn?: number
+  deadInputs: number
+  damp: number
+  rows: number
+  /** Wall time of the solve (Cholesky, inverse, blocked updates), without the error measurement. */
+  solveMs: number
+}
+
+/**
+ * Which gradients `*Backward` computes (each defaults to true). Input = x (Conv) or A (Gemm,
+ * MatMul); weight = w or B; bias = bias or C.
+ */
+export interface GradientRequest {
+  input?: boolean
+  weight?: boolean
+  bias?: boolean
+}
 
 /** An encoding as JS sees it (src/encoding.ts documents the fields). */
 export interface JsEncoding {
@@ -80,6 +143,49 @@ export interface JsErrorStats {
   maxAbsError: number
   meanAbsError: number
   nonFinite: number
+}
+
+export declare function layerConv(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, bias: Float32Array | undefined | null, attrs: ConvAttributes, threads?: number | undefined | null): LayerOutput
+
+export declare function layerConvAsync(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, bias: Float32Array | undefined | null, attrs: ConvAttributes, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function layerConvBackward(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, dy: Float32Array, attrs: ConvAttributes, want: GradientRequest, threads?: number | undefined | null): LayerGradients
+
+export declare function layerConvBackwardAsync(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, dy: Float32Array, attrs: ConvAttributes, want: GradientRequest, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function layerConvTranspose(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, bias: Float32Array | undefined | null, attrs: ConvAttributes, threads?: number | undefined | null): LayerOutput
+
+export declare function layerConvTransposeAsync(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, bias: Float32Array | undefined | null, attrs: ConvAttributes, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function layerConvTransposeBackward(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, dy: Float32Array, attrs: ConvAttributes, want: GradientRequest, threads?: number | undefined | null): LayerGradients
+
+export declare function layerConvTransposeBackwardAsync(x: Float32Array, xShape: Array<number>, w: Float32Array, wShape: Array<number>, dy: Float32Array, attrs: ConvAttributes, want: GradientRequest, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function layerGemm(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, c: Float32Array | undefined | null, cShape: Array<number> | undefined | null, attrs: GemmAttributes, threads?: number | undefined | null): LayerOutput
+
+export declare function layerGemmAsync(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, c: Float32Array | undefined | null, cShape: Array<number> | undefined | null, attrs: GemmAttributes, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function layerGemmBackward(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, cShape: Array<number> | undefined | null, dy: Float32Array, attrs: GemmAttributes, want: GradientRequest, threads?: number | undefined | null): LayerGradients
+
+export declare function layerGemmBackwardAsync(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, cShape: Array<number> | undefined | null, dy: Float32Array, attrs: GemmAttributes, want: GradientRequest, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export interface LayerGradients {
+  dInput?: Float32Array
+  dWeight?: Float32Array
+  dBias?: Float32Array
+}
+
+export declare function layerMatmul(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, threads?: number | undefined | null): LayerOutput
+
+export declare function layerMatmulAsync(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function layerMatmulBackward(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, dy: Float32Array, want: GradientRequest, threads?: number | undefined | null): LayerGradients
+
+export declare function layerMatmulBackwardAsync(a: Float32Array, aShape: Array<number>, b: Float32Array, bShape: Array<number>, dy: Float32Array, want: GradientRequest, threads?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export interface LayerOutput {
+  data: Float32Array
+  shape: Array<number>
 }
 
 export declare function maxAbsFiniteNative(x: Float32Array): number

@@ -8,3 +8,4 @@ pub mod search;
 pub mod metrics;
 pub mod nbits;
 pub mod half;
+pub mod layers;

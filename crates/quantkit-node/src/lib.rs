@@ -6,6 +6,7 @@ mod affine;
 mod encoding;
 mod errors;
 mod half;
+mod layers;
 mod metrics;
 mod nbits;
 mod observers;
