@@ -15,6 +15,8 @@ import { upgradeOpset } from '../graph/opset/upgradeOpset.js'
 import { DataType } from '../onnx/elementType.js'
 import { resolveModelSource, type ModelSource } from '../onnx/modelSource.js'
 import type { Tensor } from '../onnx/tensor.js'
+import type { CalibrationData } from '../sim/calibrationData.js'
+import { accumulateHessians, quantizeGptq, type GptqHessian, type GptqLayerStats, type GptqOptions } from './gptq.js'
 import { quantizeNbits, type WeightBits, type WeightFormat } from './nbitsWeights.js'
 import { WEIGHT_FORMATS, type ProductSpec } from './weightOnlyFormats.js'
 import { WEIGHT_ONLY_OPS, WEIGHT_ONLY_OP_TYPES, type WeightOnlyOpType, type WeightSite } from './weightOnlyOps.js'
@@ -34,8 +36,19 @@ export interface QuantizeWeightsOptions {
   exclude?: readonly string[]
   /** MatMulNBits' accuracy_level (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute); 'matmulnbits' only. Default unset. */
   accuracyLevel?: 0 | 1 | 2 | 3 | 4
+  /**
+   * Rounding: 'rtn' rounds each weight to the nearest point of its block's grid (default); 'gptq'
+   * solves for the codes that minimise each layer's output error on `data` (GPTQ, in Rust).
+   */
+  algorithm?: WeightAlgorithm
+  /** Calibration batches (feeds of the model's inputs); required for 'gptq'. */
+  data?: CalibrationData
+  /** GPTQ settings (dampPercent, measureError, intraOpNumThreads). */
+  gptq?: GptqOptions
   signal?: AbortSignal
 }
+
+export type WeightAlgorithm = 'rtn' | 'gptq'
 
 export interface QuantizeWeightsResult {
   model: Model
@@ -52,6 +65,9 @@ interface Resolved {
   ops: Set<string>
   exclude: Set<string>
   accuracyLevel?: number
+  algorithm: WeightAlgorithm
+  data?: CalibrationData
+  gptq: GptqOptions
   signal?: AbortSignal
 }
 
@@ -73,6 +89,13 @@ function resolveOptions(opts: QuantizeWeightsOptions): Resolved {
     throw new RangeError(`quantizeWeights: accuracyLevel must be 0–4, got ${String(acc)}`)
   }
   if (acc && format !== 'matmulnbits') throw new RangeError(`quantizeWeights: accuracyLevel is a MatMulNBits attribute; format ${q(format)} has none`)
+  const algorithm = opts.algorithm ?? 'rtn'
+  if (algorithm !== 'rtn' && algorithm !== 'gptq') throw new RangeError(`quantizeWeights: algorithm must be 'rtn' or 'gptq', got ${q(algorithm)}`)
+  if (algorithm === 'gptq' && opts.data == null) {
+    throw new TypeError("quantizeWeights: algorithm 'gptq' needs calibration data: pass `data` (an array or iterable of feeds, or a function)")
+  }
+  const damp = opts.gptq?.dampPercent
+  if (damp !== undefined && !(damp > 0 && Number.isFinite(damp))) throw new RangeError(`quantizeWeights: gptq.dampPercent must be a finite number > 0, got ${String(damp)}`)
   return {
     bits: opts.bits,
     blockSize,
@@ -81,6 +104,9 @@ function resolveOptions(opts: QuantizeWeightsOptions): Resolved {
     ops: new Set(ops),
     exclude: new Set(opts.exclude ?? []),
     ...(acc ? { accuracyLevel: acc } : {}),
+    algorithm,
+    ...(opts.data != null ? { data: opts.data } : {}),
+    gptq: { ...opts.gptq },
     ...(opts.signal ? { signal: opts.signal } : {}),
   }
 }
@@ -165,6 +191,21 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
   const opsetBefore = opsetVersion(input) ?? 0
   let model = cloneModel(input)
   let { planned, skipped } = plan(model, o)
+  const keyOf = (p: Planned) => `${p.site.weight}\u0000${p.site.transposed}`
+  // GPTQ: the layer inputs are tapped on the float model as given (before any opset upgrade).
+  let hessians: Map<string, GptqHessian> | undefined
+  if (o.algorithm === 'gptq' && planned.length > 0) {
+    hessians = await accumulateHessians(
+      model,
+      planned.map((p) => ({ key: keyOf(p), input: p.node.inputs[0]!, k: p.k, node: p.label })),
+      o.data!,
+      { ...o.gptq, ...(o.signal ? { signal: o.signal } : {}) },
+    )
+    const rows = [...hessians.values()].map((h) => h.rows)
+    const [lo, hi] = [Math.min(...rows), Math.max(...rows)]
+    notes.push(`GPTQ: one Hessian per layer input from ${lo === hi ? lo : `${lo}–${hi}`} calibration rows (one pass over the float model); ` +
+      `dampening ${o.gptq.dampPercent ?? 0.01}·mean(diag H); each block's grid set when the solver enters it`)
+  }
   if (planned.length > 0) {
     model = ensureOpsets(model, o, notes)
     // The upgrade (qdq) makes new node objects; MatMul and Gemm come through it unchanged.
@@ -182,7 +223,7 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
     return name
   }
   // One quantized copy per (weight, orientation), shared by every node that reads it.
-  const made = new Map<string, { tensors: Tensor[]; sqnrDb: number }>()
+  const made = new Map<string, { tensors: Tensor[]; sqnrDb: number; gptq?: GptqLayerStats }>()
   const layers: WeightOnlyLayer[] = []
   const replaced = new Map<Node, Node[]>()
   let bytesBefore = 0
@@ -201,14 +242,17 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
       symmetric: o.symmetric,
       ...(o.accuracyLevel ? { accuracyLevel: o.accuracyLevel } : {}),
     }
-    const key = `${p.site.weight}\u0000${p.site.transposed}`
+    const key = keyOf(p)
     let entry = made.get(key)
     const shared = entry !== undefined
     if (!entry) {
-      const qw = await quantizeNbits(p.weight.data as Float32Array, p.k, p.n, {
+      const nbitsOpts = {
         bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, format: o.format, transposed: p.site.transposed, ...(o.signal ? { signal: o.signal } : {}),
-      })
-      entry = { tensors: writer.tensors(qw, spec, fresh, p.site.weight), sqnrDb: qw.sqnrDb }
+      }
+      const w = p.weight.data as Float32Array
+      const gq = hessians ? await quantizeGptq(hessians.get(key)!, w, p.k, p.n, { ...nbitsOpts, ...o.gptq }) : undefined
+      const qw = gq ?? await quantizeNbits(w, p.k, p.n, nbitsOpts)
+      entry = { tensors: writer.tensors(qw, spec, fresh, p.site.weight), sqnrDb: qw.sqnrDb, ...(gq ? { gptq: gq.gptq } : {}) }
       for (const t of entry.tensors) g.initializers.set(t.name, t)
       made.set(key, entry)
     }
@@ -248,6 +292,7 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
       bytesBefore: shared ? 0 : before,
       bytesAfter: shared ? 0 : after,
       sqnrDb: entry.sqnrDb,
+      ...(entry.gptq && !shared ? { gptq: entry.gptq } : {}),
       ...(shared ? { sharedWeight: true } : {}),
       ...(p.site.bias ? { bias: p.scaledBias ? `beta=${p.site.bias.beta} folded into the added C` : 'C added after the product' } : {}),
     })
@@ -265,6 +310,7 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
 
   const report: WeightOnlyReport = {
     format: o.format,
+    algorithm: o.algorithm,
     bits: o.bits,
     blockSize: o.blockSize,
     symmetric: o.symmetric,

@@ -1,4 +1,5 @@
 // What quantizeWeights reports: per rewritten layer, the nodes left in float and why, and totals.
+import type { GptqLayerStats } from './gptq.js'
 
 /** One rewritten MatMul/Gemm. */
 export interface WeightOnlyLayer {
@@ -22,6 +23,8 @@ export interface WeightOnlyLayer {
   bytesAfter: number
   /** 10·log10(Σw² / Σ(w − ŵ)²) of the weight, in dB. */
   sqnrDb: number
+  /** algorithm 'gptq': what the solve measured (output error against round-to-nearest's, time). */
+  gptq?: GptqLayerStats
   /** The weight is shared with a layer listed earlier. */
   sharedWeight?: boolean
   /** How a Gemm's C was kept. */
@@ -36,6 +39,8 @@ export interface WeightOnlySkip {
 
 export interface WeightOnlyReport {
   format: 'matmulnbits' | 'qdq'
+  /** How weights were rounded: 'rtn' (nearest) or 'gptq'. */
+  algorithm: 'rtn' | 'gptq'
   bits: 4 | 8
   blockSize: number
   symmetric: boolean

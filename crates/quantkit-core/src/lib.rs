@@ -7,5 +7,7 @@ pub mod observer;
 pub mod search;
 pub mod metrics;
 pub mod nbits;
+pub mod gptq;
+pub mod linalg;
 pub mod half;
 pub mod layers;

@@ -128,6 +128,26 @@ impl BlockQuantized {
     }
 }
 
+/// One block's scale and (unsigned) zero point from its extremes `lo ≤ 0 ≤ hi` (see the module
+/// docs). Shared with the GPTQ solver (gptq.rs), which sets each group's grid the same way.
+pub fn block_grid(lo: f32, hi: f32, spec: &NbitsSpec) -> (f32, u8) {
+    let mid = 1i64 << (spec.bits - 1);
+    let mut s = if spec.symmetric {
+        (-lo / mid as f32).max(hi / (mid - 1) as f32)
+    } else {
+        (hi - lo) / spec.qmax() as f32
+    };
+    if !(s >= f32::MIN_POSITIVE) {
+        s = 1.0;
+    }
+    if spec.symmetric {
+        return (s, mid as u8);
+    }
+    // −lo/scale is in [0, qmax]; the clamp only guards rounding at the top.
+    let z = (-lo / s).round_ties_even().clamp(0.0, spec.qmax() as f32);
+    (s, z as u8)
+}
+
 /// Quantizes W [K, N] per block of `block_size` rows, per column (see the module docs).
 pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, NbitsError> {
     spec.check()?;
@@ -160,22 +180,10 @@ pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, 
     let mut zero_points = vec![0u8; nb * n];
     let mut offsets = vec![0i32; nb * n];
     for i in 0..nb * n {
-        let (l, h) = (lo[i], hi[i]);
-        let mut s = if spec.symmetric {
-            (-l / mid as f32).max(h / (mid - 1) as f32)
-        } else {
-            (h - l) / spec.qmax() as f32
-        };
-        if !(s >= f32::MIN_POSITIVE) {
-            s = 1.0;
-        }
+        let (s, z) = block_grid(lo[i], hi[i], &spec);
         scales[i] = s;
-        if spec.symmetric {
-            zero_points[i] = mid as u8;
-        } else {
-            // −lo/scale is in [0, qmax]; the clamp only guards rounding at the top.
-            let z = (-l / s).round_ties_even().clamp(0.0, spec.qmax() as f32);
-            zero_points[i] = z as u8;
+        zero_points[i] = z;
+        if !spec.symmetric {
             offsets[i] = -(z as i32);
         }
     }

@@ -5,6 +5,7 @@
 mod affine;
 mod encoding;
 mod errors;
+mod gptq;
 mod half;
 mod layers;
 mod metrics;
