@@ -9,6 +9,13 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class AdaroundControl {
+  constructor()
+  /** Iterations done by the task using this control. */
+  get iterations(): number
+  cancel(): void
+}
+
 export declare class NativeGptqHessian {
   /** `k`: the layer's input features (rows of W). */
   constructor(k: number)
@@ -46,6 +53,51 @@ export declare class NativeMinMaxObserver {
   encodings(bitwidth: number, symmetric: boolean, strictSymmetric: boolean, unsignedSymmetric: boolean): Array<JsEncoding>
 }
 
+/**
+ * One layer's problem: X [n, …] (layer inputs), the float weight, bias, target Y (optional:
+ * computed from X and W), the weight's grid, and AIMET's options.
+ */
+export interface AdaroundLayerArgs {
+  /** 'Conv' | 'ConvTranspose' | 'Gemm' | 'MatMul'. */
+  opType: string
+  conv?: ConvAttributes
+  gemm?: GemmAttributes
+  x: Float32Array
+  xShape: Array<number>
+  w: Float32Array
+  wShape: Array<number>
+  bias?: Float32Array
+  biasShape?: Array<number>
+  y?: Float32Array
+  scale: Float32Array
+  offset: Float32Array
+  qmin: number
+  qmax: number
+  axis?: number
+  iterations: number
+  regParam: number
+  betaStart: number
+  betaEnd: number
+  warmStart: number
+  batchSize: number
+  /** 'none' (default) | 'relu': applied to both outputs before the loss. */
+  activation?: string
+  seed?: number
+}
+
+/** AdaRound of one layer on the libuv pool; `control` reports progress and cancels. */
+export declare function adaroundLayerAsync(args: AdaroundLayerArgs, control: AdaroundControl, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export interface AdaroundLayerResult {
+  codes: Int32Array
+  weights: Float32Array
+  lossNearest: number
+  lossAdaround: number
+  flips: number
+  iterations: number
+  millis: number
+}
+
 export declare function affineDequantize(q: Uint8Array, intType: string, scale: Float32Array, offset: Int32Array, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): Float32Array
 
 export declare function affineDequantizeAsync(q: Uint8Array, intType: string, scale: Float32Array, offset: Int32Array, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
@@ -61,6 +113,8 @@ export declare function affineQuantizeDequantizeAsync(x: Float32Array, scale: Fl
 export declare function affineQuantizeDequantizeInto(x: Float32Array, out: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): void
 
 export declare function affineQuantizeDequantizeIntoAsync(x: Float32Array, out: Float32Array, scale: Float32Array, offset: Int32Array, qmin: number, qmax: number, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null, signal?: AbortSignal | undefined | null): Promise<unknown>
+
+export declare function channelSumSquaresNative(data: Float32Array, outer: number, channels: number, inner: number): Float64Array
 
 export declare function compareTensorsNative(reference: Float32Array, other: Float32Array): JsErrorStats
 

@@ -835,9 +835,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.AdaroundControl = nativeBinding.AdaroundControl
 module.exports.NativeGptqHessian = nativeBinding.NativeGptqHessian
 module.exports.NativeHistogramObserver = nativeBinding.NativeHistogramObserver
 module.exports.NativeMinMaxObserver = nativeBinding.NativeMinMaxObserver
+module.exports.adaroundLayerAsync = nativeBinding.adaroundLayerAsync
 module.exports.affineDequantize = nativeBinding.affineDequantize
 module.exports.affineDequantizeAsync = nativeBinding.affineDequantizeAsync
 module.exports.affineQuantize = nativeBinding.affineQuantize
@@ -846,6 +848,7 @@ module.exports.affineQuantizeDequantize = nativeBinding.affineQuantizeDequantize
 module.exports.affineQuantizeDequantizeAsync = nativeBinding.affineQuantizeDequantizeAsync
 module.exports.affineQuantizeDequantizeInto = nativeBinding.affineQuantizeDequantizeInto
 module.exports.affineQuantizeDequantizeIntoAsync = nativeBinding.affineQuantizeDequantizeIntoAsync
+module.exports.channelSumSquaresNative = nativeBinding.channelSumSquaresNative
 module.exports.compareTensorsNative = nativeBinding.compareTensorsNative
 module.exports.computeEncodingNative = nativeBinding.computeEncodingNative
 module.exports.coreVersion = nativeBinding.coreVersion

@@ -58,3 +58,6 @@ export { equalizeModel, type EqualizeOptions, type EqualizeResult, type Equalize
 export type { HighBiasFoldPair } from './techniques/highBiasFold.js'
 export { CLS_ACTIVATIONS, type ClsLayerKind } from './techniques/layerPairs.js'
 export { inspectOrtKernels, classifyOrtKernels, formatOrtKernelReport, ORT_INTEGER_KERNELS, type OrtKernelReport, type OrtKernelOptions, type FloatFakeQuantNode } from './export/ortKernels.js'
+export { applySeqMse, type SeqMseOptions, type SeqMseReport, type SeqMseLayer, type SeqMseProgress } from './techniques/seqMse.js'
+export { applyBiasCorrection, type BiasCorrectionOptions, type BiasCorrectionReport, type BiasCorrectionLayer } from './techniques/biasCorrection.js'
+export { applyAdaround, AdaroundError, type AdaroundOptions, type AdaroundReport, type AdaroundLayer, type AdaroundProgress } from './techniques/adaround.js'

@@ -13,6 +13,7 @@ import { resolveQuantizerDefaults, type QuantizerDefaultsOptions } from '../conf
 import { prepareModel } from '../graph/prepare/prepareModel.js'
 import type { PrepareReport } from '../graph/prepare/report.js'
 import type { Model } from '../graph/model.js'
+import type { Tensor } from '../onnx/tensor.js'
 import { HistogramObserver, MinMaxObserver, type CalibrationScheme } from '../observers.js'
 import { resolveModelSource, type ModelSource } from '../onnx/modelSource.js'
 import { modelToBytes, saveModel } from '../onnx/saveModel.js'
@@ -251,6 +252,45 @@ export class QuantSim {
   /** Changes a quantizer; its encodings are cleared, so computeEncodings must run again. */
   setQuantizer(tensor: string, change: SetQuantizerOptions): void {
     this.#change(() => this.#setQuantizer(tensor, change))
+  }
+
+  /**
+   * Sets a parameter quantizer's encodings (one per channel, or one) and freezes them, so that
+   * computeEncodings keeps them: how SeqMSE and AdaRound hand back what they chose.
+   */
+  freezeEncodings(tensor: string, encodings: Encoding[]): void {
+    if (this.#busy) throw new QuantSimError('freezeEncodings: computeEncodings is running on this sim')
+    const found = this.#find(tensor).filter((q) => q.kind === 'param')
+    if (found.length === 0) throw new QuantSimError(`freezeEncodings: ${JSON.stringify(tensor)} is not a parameter`)
+    for (const q of found) {
+      const want = q.spec.axis === undefined ? 1 : this.model.graph.initializers.get(tensor)!.dims[q.spec.axis]!
+      if (q.spec.blockSize !== undefined || encodings.length !== want) {
+        throw new QuantSimError(`freezeEncodings: ${JSON.stringify(tensor)} needs ${q.spec.blockSize !== undefined ? 'per-block' : want} encodings, got ${encodings.length}`)
+      }
+      q.encodings = encodings.map((e) => ({ ...e }))
+      q.lpbqScales = undefined
+      q.frozen = true
+    }
+    this.#dropRunner()
+  }
+
+  /**
+   * Replaces the values of a float initializer of the model the sim quantizes (bias correction
+   * writes corrected biases here); adds it when `name` is new. A non-frozen parameter quantizer
+   * of that tensor is recalibrated from the new values if the sim has encodings.
+   */
+  setInitializer(tensor: Tensor): void {
+    if (this.#busy) throw new QuantSimError('setInitializer: computeEncodings is running on this sim')
+    const old = this.model.graph.initializers.get(tensor.name)
+    if (old && old.data.length !== tensor.data.length) throw new QuantSimError(`setInitializer: ${JSON.stringify(tensor.name)} has ${old.data.length} elements, got ${tensor.data.length}`)
+    this.model.graph.initializers.set(tensor.name, tensor)
+    for (const q of this.#quantizers) {
+      if (q.tensor !== tensor.name || q.kind !== 'param' || q.frozen || !q.enabled || q.spec.dtype !== 'int' || !q.encodings) continue
+      const p = this.#paramEncodings(q)
+      q.encodings = p.encodings
+      q.lpbqScales = p.lpbq
+    }
+    this.#dropRunner()
   }
 
   #setQuantizer(tensor: string, change: SetQuantizerOptions): void {

@@ -11,3 +11,5 @@ pub mod gptq;
 pub mod linalg;
 pub mod half;
 pub mod layers;
+pub mod seq_mse;
+pub mod adaround;

@@ -64,7 +64,7 @@ fn core_error(err: LayerError) -> napi::Error {
     }
 }
 
-fn conv_attrs(a: &ConvAttributes) -> napi::Result<ConvAttrs> {
+pub(crate) fn conv_attrs(a: &ConvAttributes) -> napi::Result<ConvAttrs> {
     let list = |v: &Option<Vec<u32>>| v.as_deref().map(to_usize_vec).unwrap_or_default();
     Ok(ConvAttrs {
         strides: list(&a.strides),
@@ -76,12 +76,12 @@ fn conv_attrs(a: &ConvAttributes) -> napi::Result<ConvAttrs> {
     })
 }
 
-fn transpose_attrs(a: &ConvAttributes) -> napi::Result<ConvTransposeAttrs> {
+pub(crate) fn transpose_attrs(a: &ConvAttributes) -> napi::Result<ConvTransposeAttrs> {
     let list = |v: &Option<Vec<u32>>| v.as_deref().map(to_usize_vec).unwrap_or_default();
     Ok(ConvTransposeAttrs { conv: conv_attrs(a)?, output_padding: list(&a.output_padding), output_shape: list(&a.output_shape) })
 }
 
-fn gemm_attrs(a: &GemmAttributes) -> GemmAttrs {
+pub(crate) fn gemm_attrs(a: &GemmAttributes) -> GemmAttrs {
     GemmAttrs {
         alpha: a.alpha.unwrap_or(1.0) as f32,
         beta: a.beta.unwrap_or(1.0) as f32,

@@ -2,6 +2,7 @@
 //! No numerics and no graph logic here. Errors carry a `[RangeError]`/`[TypeError]` prefix that
 //! `src/native.ts` turns into the JS error class; panics are caught and never cross N-API.
 
+mod adaround;
 mod affine;
 mod encoding;
 mod errors;
@@ -11,6 +12,7 @@ mod layers;
 mod metrics;
 mod nbits;
 mod observers;
+mod seq_mse;
 
 use napi_derive::napi;
 
