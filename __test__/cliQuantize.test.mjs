@@ -88,3 +88,15 @@ test('--mode dynamic, weight-only and fp16: a model file each, accuracy within a
   }
   t.is(run(['quantize', ex('mnist-cnn.onnx'), '--mode', 'turbo']).status, 2)
 })
+
+test('--seq-mse and --bias-correction at W4A8: techniques reported, accuracy held against FP32', (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'quantkit-tech-'))
+  const r = run(['quantize', ex('mnist-cnn.onnx'), '--calib', ex('calibration.npy'), '--eval', ex('test-images.npy'), '--labels', ex('test-labels.npy'),
+    '--batch-size', '64', '--param-bw', '4', '--seq-mse', '--bias-correction', '--out', out, '--json', '--quiet'])
+  t.is(r.status, 0, r.stderr)
+  const res = JSON.parse(r.stdout)
+  t.true(res.techniques.seqMse.length >= 5)
+  t.true(res.techniques.seqMse.every((l) => l.lossAfter <= l.lossBefore))
+  t.true(res.techniques.biasCorrection.length >= 5)
+  t.true(res.evaluation.accuracy.reference - res.evaluation.accuracy.other <= 0.005, JSON.stringify(res.evaluation.accuracy))
+})

@@ -159,6 +159,16 @@ export const JOB_FILE_FORMAT: FieldSpec = {
         },
       },
     },
+    techniques: {
+      type: 'object',
+      description: "Post-training techniques, applied in AIMET's order: cle before the sim, seq_mse and adaround before calibration, bias_correction after.",
+      properties: {
+        cle: { type: 'boolean', description: 'Cross-layer equalization and high-bias fold (default false).' },
+        seq_mse: { type: 'boolean', description: 'Weight ranges by layer output MSE (default false).' },
+        adaround: { type: 'integer', minimum: 1, description: 'AdaRound iterations per layer (AIMET: 10000); omit for none.' },
+        bias_correction: { type: 'boolean', description: 'Empirical bias correction after calibration (default false).' },
+      },
+    },
     analysis: {
       type: 'anyOf',
       description: 'The quantization analyzer (sensitivity, SQNR per layer, weight ranges, histograms) in the report; on by default, as in xquant.',
@@ -391,6 +401,7 @@ export interface JobFileJson {
     overrides?: { tensor: string; disable?: true; enabled?: boolean; bitwidth?: number; symmetric?: boolean }[]
   }
   analysis?: boolean | { enabled?: boolean; layers?: number }
+  techniques?: { cle?: boolean; seq_mse?: boolean; adaround?: number; bias_correction?: boolean }
 }
 
 export interface ParsedJob {
@@ -514,6 +525,9 @@ export function jobFromJson(value: unknown, baseDir: string, file = 'job.json'):
   }
   if (j.evaluation !== undefined) job.evaluation = dataSource(j.evaluation, baseDir)
   if (j.labels !== undefined) job.labels = resolve(baseDir, j.labels)
+  if (j.techniques) {
+    job.techniques = { cle: j.techniques.cle, seqMse: j.techniques.seq_mse, adaroundIterations: j.techniques.adaround, biasCorrection: j.techniques.bias_correction }
+  }
   // xquant's precision levels are modes: 3 → dynamic, 4 → fp16 (0 is the default, static).
   const levelMode = q.precision_level === 3 ? 'dynamic' : q.precision_level === 4 ? 'fp16' : undefined
   if (levelMode && q.mode && q.mode !== levelMode) {

@@ -12,6 +12,10 @@ import { compareOutputs, type Comparison } from '../analysis/compareOutputs.js'
 import { openDataSource } from '../data/index.js'
 import { readLabels } from '../data/labels.js'
 import { analyzeQuantization } from '../analysis/analyzeQuantization.js'
+import { equalizeModel } from '../techniques/equalizeModel.js'
+import { applySeqMse } from '../techniques/seqMse.js'
+import { applyAdaround } from '../techniques/adaround.js'
+import { applyBiasCorrection } from '../techniques/biasCorrection.js'
 import { writeReport } from '../report/report.js'
 import type { ReportData } from '../report/reportData.js'
 import { opHistogram } from '../graph/opHistogram.js'
@@ -35,6 +39,10 @@ export const QUANTIZE_USAGE = `usage: quantkit quantize <model.onnx> --calib <so
   --scheme <name>         min_max (default), tf_enhanced, percentile, mse, entropy
   --percentile <p>        for --scheme percentile (default 99.99)
   --eval <source>         data to compare FP32 and quantized outputs on; --labels <file> for accuracy
+  --cle                   cross-layer equalization and high-bias fold before quantizing
+  --seq-mse               choose weight ranges by layer output MSE (SeqMSE)
+  --adaround <n>          AdaRound the weights with n iterations per layer (AIMET: 10000)
+  --bias-correction       empirical bias correction after calibration
   --analyze               per-layer sensitivity, activation SQNR, weight ranges and histograms in the report
   --analyze-layers <n>    measure the sensitivity of the n largest layers only (default: all)
   --no-prepare            quantize the model as is (no BatchNorm folding)
@@ -48,6 +56,7 @@ const OPTIONS = {
   config: { type: 'string' }, preset: { type: 'string' }, 'per-tensor': { type: 'boolean' }, 'per-channel': { type: 'boolean' },
   'param-bw': { type: 'string' }, 'act-bw': { type: 'string' }, 'param-type': { type: 'string' }, 'act-type': { type: 'string' },
   scheme: { type: 'string' }, percentile: { type: 'string' }, eval: { type: 'string' }, labels: { type: 'string' },
+  cle: { type: 'boolean' }, 'seq-mse': { type: 'boolean' }, adaround: { type: 'string' }, 'bias-correction': { type: 'boolean' },
   'no-prepare': { type: 'boolean' }, analyze: { type: 'boolean' }, 'analyze-layers': { type: 'string' }, out: { type: 'string' }, prefix: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
 } as const
 
@@ -62,6 +71,8 @@ export interface QuantizeResult {
   calibration: { samples: number; seconds: number }
   evaluation?: Comparison
   notes: string[]
+  /** What each post-training technique did, per layer. */
+  techniques?: Record<string, unknown>
 }
 
 export async function quantizeCommand(argv: string[], signal?: AbortSignal): Promise<number> {
@@ -96,6 +107,7 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
     },
     overrides: [],
     analysis: { enabled: v.analyze ?? false, layers: positiveInt(v['analyze-layers'], 'analyze-layers') },
+    techniques: { cle: v.cle, seqMse: v['seq-mse'], adaroundIterations: positiveInt(v.adaround, 'adaround'), biasCorrection: v['bias-correction'] },
     output: { dir: resolve(v.out ?? 'out'), prefix: v.prefix ?? basename(modelPath).replace(/\.onnx$/i, ''), formats: ['encodings', 'qdq'] },
     batchSize: positiveInt(v['batch-size'], 'batch-size'),
     calibrationCount: positiveInt(v['calib-count'], 'calib-count'),
@@ -135,17 +147,44 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
   const log = (m: string) => { if (!quiet) process.stderr.write(`${m}\n`) }
   const outDir = resolve(job.output.dir)
   const prefix = job.output.prefix
-  const sim = await QuantSim.create(job.model, job.sim)
+  const t = job.techniques ?? {}
+  const techniqueReports: Record<string, unknown> = {}
+  let source: Parameters<typeof QuantSim.create>[0] = job.model
+  if (t.cle) {
+    const eq = await equalizeModel(job.model)
+    source = eq.model
+    techniqueReports.cle = { sets: eq.report.sets.length, highBiasFold: eq.report.highBiasFold, notes: eq.report.notes }
+    log(`quantkit: cross-layer equalization scaled ${eq.report.sets.length} layer groups`)
+  }
+  const sim = await QuantSim.create(source, t.cle ? { ...job.sim, prepare: false } : job.sim)
   try {
     const changed = applyOverrides(sim, job.overrides)
     changed.forEach((n, i) => { if (n === 0) log(`quantkit: override ${JSON.stringify(job.overrides[i]!.match)} matches no quantized tensor`) })
     log(`quantkit: ${job.model} under ${sim.report.config}: ${sim.report.quantizers.activations} activation and ${sim.report.quantizers.params} weight quantizers`)
     const calib = await openDataSource(job.calibration, sim.model.graph, { batchSize: job.batchSize, count: job.calibrationCount })
+    // The FP32 reference for evaluation, taken before AdaRound and bias correction change weights and biases.
+    const reference = modelToBytes(sim.model)
+    if (t.seqMse) {
+      const r = await applySeqMse(sim, () => calib.batches(), { signal })
+      techniqueReports.seqMse = r.layers.map((l) => ({ node: l.node, lossBefore: l.lossBefore, lossAfter: l.lossAfter }))
+      log(`quantkit: SeqMSE chose weight ranges for ${r.layers.length} layers`)
+    }
+    if (t.adaroundIterations) {
+      const bar0 = progress('adaround', { quiet, unit: 'layers' })
+      const r = await applyAdaround(sim, () => calib.batches(), { numIterations: t.adaroundIterations, signal, onProgress: (p) => bar0.update(p.index, p.layers) })
+      bar0.done()
+      techniqueReports.adaround = r.layers.map((l) => ({ node: l.node, lossNearest: l.lossNearest, lossAdaround: l.lossAdaround, flips: l.flips }))
+    }
     const bar = progress('calibrating', { quiet })
     const t0 = Date.now()
     let samples = 0
     await sim.computeEncodings(calib.batches(), { signal, onProgress: (p) => { samples = p.samples; bar.update(p.samples, calib.count) } })
     bar.done(`${samples} samples`)
+    if (t.biasCorrection) {
+      const r = await applyBiasCorrection(sim, () => calib.batches(), { signal })
+      techniqueReports.biasCorrection = r.layers.map((l) => ({ node: l.node, meanAbsShift: l.meanAbsShift }))
+      log(`quantkit: bias correction shifted ${r.layers.length} biases`)
+    }
     const seconds = (Date.now() - t0) / 1000
     await mkdir(outDir, { recursive: true })
     const exported = await sim.export(outDir, prefix, { formats: job.output.formats })
@@ -156,7 +195,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
     let evaluation: Comparison | undefined
     if (job.evaluation) {
       const data = await openDataSource(job.evaluation, sim.model.graph, { batchSize: job.batchSize })
-      const fp32 = await OrtRunner.create(modelToBytes(sim.model), { name: `${job.model} (FP32)` })
+      const fp32 = await OrtRunner.create(reference, { name: `${job.model} (FP32)` })
       try {
         const bar2 = progress('evaluating', { quiet })
         evaluation = await compareOutputs((f) => fp32.run(f), (f) => sim.run(f), data.batches(), { labels, signal, onProgress: (n) => bar2.update(n, data.count) })
@@ -177,6 +216,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
       model: job.model, config: sim.report.config, files: exported.files, quantizers,
       floatBytes, quantizedBytes, calibration: { samples, seconds }, evaluation,
       notes: [...sim.report.placement.notes, ...(exported.qdq?.notes ?? [])],
+      techniques: Object.keys(techniqueReports).length > 0 ? techniqueReports : undefined,
     }
     const scheme = job.sim.quantScheme ?? 'min_max'
     const report: ReportData = {

@@ -22,6 +22,8 @@ export interface QuantizeJob {
   sim: Pick<QuantSimOptions, 'config' | 'prepare' | 'quantScheme' | 'percentile' | 'paramBitwidth' | 'activationBitwidth' | 'paramType' | 'activationType'>
   overrides: TensorOverride[]
   analysis: { enabled: boolean; layers?: number }
+  /** Post-training techniques, in AIMET's order: CLE before the sim, SeqMSE and AdaRound before calibration, bias correction after. */
+  techniques?: { cle?: boolean; seqMse?: boolean; adaroundIterations?: number; biasCorrection?: boolean }
   output: { dir: string; prefix: string; formats: ('encodings' | 'qdq')[] }
   batchSize?: number
   calibrationCount?: number
