@@ -61,3 +61,30 @@ test('runners can be created again after others were closed, and bad bytes are a
   }
   await t.throwsAsync(() => OrtRunner.create(Uint8Array.of(1, 2, 3), { name: 'junk.onnx' }), { instanceOf: InferenceError, message: /junk\.onnx/ })
 })
+
+test('outputs picks tensors by name, whatever their position (onnxruntime-node 1.23.2 keyed them by position)', async (t) => {
+  const model = buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dataType: T.FLOAT, dims: [2] }],
+    outputs: [
+      { name: 'one', dataType: T.FLOAT, dims: [2] },
+      { name: 'two', dataType: T.FLOAT, dims: [4] },
+      { name: 'three', dataType: T.FLOAT, dims: [6] },
+    ],
+    initializers: [{ name: 'b', dataType: T.FLOAT, dims: [1], data: Float32Array.of(0.5) }],
+    nodes: [
+      { opType: 'Add', inputs: ['x', 'b'], outputs: ['one'] },
+      { opType: 'Concat', inputs: ['x', 'x'], outputs: ['two'], attributes: { axis: 0 } },
+      { opType: 'Concat', inputs: ['x', 'x', 'x'], outputs: ['three'], attributes: { axis: 0 } },
+    ],
+  })
+  const r = await OrtRunner.create(model, { intraOpNumThreads: 1 })
+  const x = { data: Float32Array.of(1, 2), dims: [2] }
+  const out = await r.run({ x }, { outputs: ['three', 'two'] })
+  t.deepEqual(Object.keys(out).sort(), ['three', 'two'])
+  t.deepEqual(out.two.dims, [4])
+  t.deepEqual(out.three.dims, [6])
+  t.deepEqual([...out.three.data], [1, 2, 1, 2, 1, 2])
+  await t.throwsAsync(r.run({ x }, { outputs: ['four'] }), { message: /no output "four"/ })
+  await r.close()
+})

@@ -165,11 +165,11 @@ function replacer(_k, v) {
   return typeof v === 'number' && !Number.isFinite(v) ? String(v) : v
 }
 
-/** Replaces one section of bench/results/quantsim.json (written atomically: temp file + rename). */
-export function writeSection(section, value) {
+/** Replaces one section of bench/results/<name> (default quantsim.json; written atomically: temp file + rename). */
+export function writeSection(section, value, name = 'quantsim.json') {
   const dir = join(here, 'results')
   mkdirSync(dir, { recursive: true })
-  const file = join(dir, 'quantsim.json')
+  const file = join(dir, name)
   let doc = {}
   if (existsSync(file)) {
     try { doc = JSON.parse(readFileSync(file, 'utf8')) } catch { doc = {} }

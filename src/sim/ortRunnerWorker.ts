@@ -42,10 +42,17 @@ async function handle(req: WorkerRequest): Promise<void> {
         if (!session) throw new Error('no session')
         const feeds: Record<string, import('onnxruntime-node').Tensor> = {}
         for (const [name, t] of Object.entries(req.feeds)) feeds[name] = new ort.Tensor(t.type, t.data as never, t.dims)
-        const results = req.outputs ? await session.run(feeds, req.outputs) : await session.run(feeds)
+        // Every output is fetched and the requested ones picked by name: onnxruntime-node 1.23.2
+        // keys the results of a fetch list by position in session.outputNames, not by the names
+        // asked for (microsoft/onnxruntime#26865, fixed after 1.23), so asking for outputs 2 and 3
+        // returned their tensors under the names of outputs 1 and 2.
+        const results = await session.run(feeds)
+        const wanted = req.outputs ? new Set(req.outputs) : undefined
+        if (wanted) for (const name of wanted) if (!(name in results)) throw new Error(`the model has no output ${JSON.stringify(name)}`)
         const out: Record<string, PlainTensor> = {}
         const transfer: ArrayBuffer[] = []
         for (const [name, t] of Object.entries(results)) {
+          if (wanted && !wanted.has(name)) { t.dispose?.(); continue }
           const data = t.data as PlainTensor['data']
           out[name] = { type: t.type as PlainTensor['type'], data, dims: [...t.dims] }
           if (ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer)
