@@ -10,6 +10,7 @@ import { convertFloat16 } from '../modes/convertFloat16.js'
 import { quantizeDynamic } from '../modes/quantizeDynamic.js'
 import { quantizeWeights } from '../modes/quantizeWeights.js'
 import { loadModel } from '../onnx/loadModel.js'
+import { prepareModel } from '../graph/prepare/prepareModel.js'
 import { modelToBytes, saveModel } from '../onnx/saveModel.js'
 import { writeReport } from '../report/report.js'
 import type { ReportData } from '../report/reportData.js'
@@ -36,7 +37,9 @@ const FILE_SUFFIX: Record<Exclude<PrecisionMode, 'static'>, string> = { dynamic:
 
 export async function runModeJob(job: QuantizeJob, mode: Exclude<PrecisionMode, 'static'>, opts: { signal?: AbortSignal; quiet?: boolean } = {}): Promise<ModeResult> {
   const { signal, quiet } = opts
-  const float = await loadModel(job.model)
+  // Weights held in Constant nodes (paddle2onnx models) become initializers, BatchNorms fold:
+  // the modes look for constant initializer weights.
+  const float = mode === 'fp16' ? await loadModel(job.model) : (await prepareModel(job.model)).model
   const calib = job.calibration ? await openDataSource(job.calibration, float.graph, { batchSize: job.batchSize, count: job.calibrationCount }) : undefined
   let transformed: { model: import('../graph/model.js').Model; report: unknown }
   const step = progress(mode, { quiet, unit: 'steps' })

@@ -142,12 +142,17 @@ export async function convertFloat16(source: ModelSource, opts: ConvertFloat16Op
 
 async function verifyWithOrt(bytes: Uint8Array, model: Model, report: Float16Report): Promise<void> {
   let runner: OrtRunner | undefined
+  // Both levels: the optimisers fail on some float16 graphs that load without them.
+  let level: 'disabled' | 'all' = 'disabled'
   try {
-    runner = await OrtRunner.create(bytes, { intraOpNumThreads: 1, graphOptimizationLevel: 'disabled', name: `${model.path ?? 'model'} (${report.storage})` })
+    runner = await OrtRunner.create(bytes, { intraOpNumThreads: 1, graphOptimizationLevel: level, name: `${model.path ?? 'model'} (${report.storage})` })
+    await runner.close()
+    level = 'all'
+    runner = await OrtRunner.create(bytes, { intraOpNumThreads: 1, graphOptimizationLevel: level, name: `${model.path ?? 'model'} (${report.storage}, optimised)` })
   } catch (err) {
     const m = err instanceof Error ? err.message : String(err)
     throw new GraphError(
-      `convertFloat16: ONNX Runtime rejects the ${report.storage} model: ${m}. Keep the op it names in float32 ` +
+      `convertFloat16: ONNX Runtime rejects the ${report.storage} model (graph optimisation ${level}): ${m}. Keep the op it names in float32 ` +
         '(add its type to blockList or its name to nodeBlockList) and report the case: the default block list should have caught it',
       { cause: err },
     )

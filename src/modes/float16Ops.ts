@@ -11,7 +11,7 @@
 // ONNX type constraints exclude float16 (Range, NonMaxSuppression, Resize's `scales`).
 
 /** Why an op type is kept in float32 by default. */
-export type DefaultBlockReason = 'type-constraint' | 'precision' | 'accumulation' | 'dtype-attribute' | 'quantized'
+export type DefaultBlockReason = 'type-constraint' | 'precision' | 'accumulation' | 'dtype-attribute' | 'quantized' | 'runtime-bug'
 
 export interface DefaultBlockEntry {
   reason: DefaultBlockReason
@@ -50,6 +50,9 @@ export const DEFAULT_FLOAT16_BLOCK_LIST: Readonly<Record<string, DefaultBlockEnt
   EyeLike: dtypeAttribute,
   Multinomial: dtypeAttribute,
   Bernoulli: dtypeAttribute,
+  // onnxruntime 1.23: a float16 Pow makes session creation fail at optimisation level 'all'
+  // (microsoft/onnxruntime#26717; seen on PP-OCRv4 rec's decomposed LayerNorms).
+  Pow: { reason: 'runtime-bug', detail: "ONNX Runtime 1.23 fails to create a session with a float16 Pow at optimisation level 'all' (microsoft/onnxruntime#26717)" },
   QuantizeLinear: quantized,
   DequantizeLinear: quantized,
   DynamicQuantizeLinear: quantized,
