@@ -2,7 +2,7 @@
 // sim, then AIMET's QuantAnalyzer-style analysis (per-layer sensitivity, activation SQNR, weight
 // ranges, histograms) into report.html and report.json. Nothing is exported.
 import { parseArgs } from 'node:util'
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { analyzeQuantization } from '../analysis/analyzeQuantization.js'
 import { openDataSource } from '../data/index.js'
@@ -14,6 +14,7 @@ import type { ReportData } from '../report/reportData.js'
 import { QuantSim } from '../sim/quantSim.js'
 import { progress } from './progress.js'
 import { positiveInt } from './args.js'
+import { toJson, writeJsonFile } from './json.js'
 import { UsageError } from './usageError.js'
 
 export const ANALYZE_USAGE = `usage: quantkit analyze <model.onnx> --calib <source> [options]
@@ -79,11 +80,10 @@ export async function analyzeCommand(argv: string[], signal?: AbortSignal): Prom
     const outDir = resolve(v.out ?? 'out')
     await mkdir(outDir, { recursive: true })
     const jsonPath = join(outDir, 'report.json')
-    await writeFile(`${jsonPath}.tmp`, JSON.stringify(report, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n')
-    await rename(`${jsonPath}.tmp`, jsonPath)
+    await writeJsonFile(jsonPath, report)
     await writeReport(join(outDir, 'report.html'), report)
     if (v.json) {
-      console.log(JSON.stringify(a, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
+      console.log(toJson(a))
       return 0
     }
     console.log(`${modelPath}: ${a.metric === 'accuracy' ? 'accuracy' : 'output SQNR (dB)'} FP32 ${a.baseline.float.toFixed(4)}, quantized ${a.baseline.quantized.toFixed(4)}`)

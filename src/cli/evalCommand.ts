@@ -8,6 +8,7 @@ import { loadModel } from '../onnx/loadModel.js'
 import { OrtRunner } from '../sim/ortRunner.js'
 import { progress } from './progress.js'
 import { positiveInt } from './args.js'
+import { toJson } from './json.js'
 import { UsageError } from './usageError.js'
 
 export const EVAL_USAGE = `usage: quantkit eval <fp32.onnx> <quantized.onnx> --data <source> [options]
@@ -42,7 +43,7 @@ export async function evalCommand(argv: string[], signal?: AbortSignal): Promise
     const r = await compareOutputs((f) => a.run(f), (f) => b.run(f), data.batches(), { labels, signal, onProgress: (n) => bar.update(n, data.count) })
     bar.done(`${r.samples} samples`)
     if (v.json) {
-      console.log(JSON.stringify({ reference: fp32Path, other: qPath, ...r }, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
+      console.log(toJson({ reference: fp32Path, other: qPath, ...r }))
       return 0
     }
     console.log(`${qPath} against ${fp32Path} on ${r.samples} samples (${data.describe()})`)

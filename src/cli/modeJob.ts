@@ -1,6 +1,6 @@
 // The precision modes other than static W8A8 (issue: dynamic, weight-only, float16) as a CLI job:
 // transform, save atomically, compare against FP32 on the evaluation data, write the report.
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { compareOutputs, type Comparison } from '../analysis/compareOutputs.js'
 import { openDataSource } from '../data/index.js'
@@ -17,6 +17,7 @@ import type { ReportData } from '../report/reportData.js'
 import { OrtRunner } from '../sim/ortRunner.js'
 import { progress } from './progress.js'
 import type { QuantizeJob } from './quantizeJob.js'
+import { writeJsonFile } from './json.js'
 import { UsageError } from './usageError.js'
 
 export type PrecisionMode = 'static' | 'dynamic' | 'weight-only' | 'fp16'
@@ -86,8 +87,7 @@ export async function runModeJob(job: QuantizeJob, mode: Exclude<PrecisionMode, 
     notes: [`${mode}: ${JSON.stringify(transformed.report, (_k, v) => (ArrayBuffer.isView(v) ? undefined : v)).slice(0, 2000)}`],
   }
   const json = join(outDir, 'report.json')
-  await writeFile(`${json}.tmp`, JSON.stringify({ ...report, modeReport: transformed.report }, (_k, x) => (ArrayBuffer.isView(x) ? undefined : typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n')
-  await rename(`${json}.tmp`, json)
+  await writeJsonFile(json, { ...report, modeReport: transformed.report })
   const html = join(outDir, 'report.html')
   await writeReport(html, report)
   return { model: job.model, mode, files: [file, json, html], floatBytes, quantizedBytes, evaluation, report: transformed.report, notes: [] }

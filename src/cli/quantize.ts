@@ -1,7 +1,7 @@
 // `quantkit quantize <model.onnx> --calib <source> [options]`: prepare, place quantizers,
 // calibrate, export the QDQ model and AIMET encodings, and (with --eval) compare against FP32.
 import { parseArgs } from 'node:util'
-import { mkdir, stat, writeFile, rename } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { QuantSim } from '../sim/quantSim.js'
 import type { QuantizeJob, TensorOverride } from './quantizeJob.js'
@@ -22,6 +22,7 @@ import { opHistogram } from '../graph/opHistogram.js'
 import type { CalibrationScheme } from '../observers.js'
 import { progress } from './progress.js'
 import { positiveInt } from './args.js'
+import { toJson, writeJsonFile } from './json.js'
 import { UsageError } from './usageError.js'
 
 export const QUANTIZE_USAGE = `usage: quantkit quantize <model.onnx> --calib <source> [options]
@@ -112,14 +113,15 @@ export async function quantizeCommand(argv: string[], signal?: AbortSignal): Pro
     batchSize: positiveInt(v['batch-size'], 'batch-size'),
     calibrationCount: positiveInt(v['calib-count'], 'calib-count'),
   }
-  if (mode !== 'static') {
-    const r = await runModeJob({ ...job, calibration: v.calib ?? '' }, mode, { signal, quiet: v.quiet })
-    if (v.json) console.log(JSON.stringify(r, (_k, x) => (ArrayBuffer.isView(x) ? undefined : typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
-    else printModeSummary(r)
-    return 0
-  }
-  const result = await runQuantizeJob(job, { signal, quiet: v.quiet })
-  if (v.json) console.log(JSON.stringify(result, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
+  if (mode !== 'static') job.mode = mode
+  return runJob(job, { signal, quiet: v.quiet, json: v.json })
+}
+
+/** Runs a job (static, or one of the other modes) and prints its summary or, with `json`, its JSON. */
+export async function runJob(job: QuantizeJob, opts: { signal?: AbortSignal; quiet?: boolean; json?: boolean }): Promise<number> {
+  const result = job.mode ? await runModeJob(job, job.mode, opts) : await runQuantizeJob(job, opts)
+  if (opts.json) console.log(toJson(result))
+  else if ('mode' in result) printModeSummary(result)
   else printSummary(result)
   return 0
 }
@@ -250,9 +252,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
       Object.assign(report, { metric: a.metric, sensitivity: a.sensitivity, layerSqnr: a.layerSqnr, weightRanges: a.weightRanges, histograms: a.histograms })
     }
     const reportPath = join(outDir, 'report.json')
-    // JSON has no Infinity (an exact output has infinite SQNR): written as the string "Infinity".
-    await writeFile(`${reportPath}.tmp`, JSON.stringify(report, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n')
-    await rename(`${reportPath}.tmp`, reportPath)
+    await writeJsonFile(reportPath, report)
     result.files.push(reportPath)
     const htmlPath = join(outDir, 'report.html')
     await writeReport(htmlPath, report)

@@ -2,8 +2,7 @@
 // `quantkit quantize` runs. Exit codes: 0 done, 1 failed, 2 a bad command line or job file.
 import { parseArgs } from 'node:util'
 import { readJobFile } from './jobFile.js'
-import { printSummary, runQuantizeJob } from './quantize.js'
-import { printModeSummary, runModeJob } from './modeJob.js'
+import { runJob } from './quantize.js'
 import { UsageError } from './usageError.js'
 
 export const RUN_USAGE = `usage: quantkit run <job.json> [--json] [--quiet]
@@ -24,15 +23,5 @@ export async function runCommand(argv: string[], signal?: AbortSignal): Promise<
   if (positionals.length !== 1) throw new UsageError(`expected one job file\n${RUN_USAGE}`)
   const { job, warnings } = await readJobFile(positionals[0]!)
   for (const w of warnings) process.stderr.write(`quantkit: warning: ${w}\n`)
-  if (job.mode) {
-    const r = await runModeJob(job, job.mode, { signal, quiet: v.quiet })
-    if (v.json) console.log(JSON.stringify(r, (_k, x) => (ArrayBuffer.isView(x) ? undefined : typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
-    else printModeSummary(r)
-    return 0
-  }
-  const result = await runQuantizeJob(job, { signal, quiet: v.quiet })
-  // JSON has no Infinity (an exact output has infinite SQNR): written as the string "Infinity".
-  if (v.json) console.log(JSON.stringify(result, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2))
-  else printSummary(result)
-  return 0
+  return runJob(job, { signal, quiet: v.quiet, json: v.json })
 }
