@@ -1,6 +1,8 @@
 // quantizeWeights: weight-only int4/int8 quantization of MatMul and Gemm weights with block scales
 // along the reduction axis, written as ONNX Runtime's com.microsoft.MatMulNBits or as opset-21
-// blocked DequantizeLinear → MatMul (docs/weight-only.md).
+// blocked DequantizeLinear → MatMul (docs/weight-only.md); and, when `ops` includes 'Gather', of
+// embedding tables (Gather on axis 0) in blocks along the row, written as com.microsoft.
+// GatherBlockQuantized or blocked DequantizeLinear (axis 1) → Gather (weightOnlyGather.ts).
 //
 // A node is rewritten when its op has a row in weightOnlyOps.ts and its weight is a constant 2-D
 // float32 initializer that is not also a graph input (a graph input can be overridden at run time).
@@ -19,7 +21,8 @@ import type { CalibrationData } from '../sim/calibrationData.js'
 import { accumulateHessians, quantizeGptq, type GptqHessian, type GptqLayerStats, type GptqOptions } from './gptq.js'
 import { quantizeNbits, type WeightBits, type WeightFormat } from './nbitsWeights.js'
 import { WEIGHT_FORMATS, type ProductSpec } from './weightOnlyFormats.js'
-import { WEIGHT_ONLY_OPS, WEIGHT_ONLY_OP_TYPES, type WeightOnlyOpType, type WeightSite } from './weightOnlyOps.js'
+import { GATHER_FORMATS, gatherUnsupported, type GatherSpec } from './weightOnlyGather.js'
+import { DEFAULT_WEIGHT_ONLY_OPS, WEIGHT_ONLY_OPS, WEIGHT_ONLY_OP_TYPES, gatherSite, type WeightOnlyOpType, type WeightSite } from './weightOnlyOps.js'
 import type { WeightOnlyLayer, WeightOnlyReport, WeightOnlySkip } from './weightOnlyReport.js'
 
 export interface QuantizeWeightsOptions {
@@ -30,7 +33,7 @@ export interface QuantizeWeightsOptions {
   symmetric?: boolean
   /** Default 'matmulnbits'. */
   format?: WeightFormat
-  /** Op types to rewrite; default ['MatMul', 'Gemm']. */
+  /** Op types to rewrite: some of 'MatMul', 'Gemm', 'Gather' (embedding tables); default ['MatMul', 'Gemm']. */
   ops?: readonly WeightOnlyOpType[]
   /** Node names to leave in float. */
   exclude?: readonly string[]
@@ -80,9 +83,9 @@ function resolveOptions(opts: QuantizeWeightsOptions): Resolved {
   }
   const format = opts.format ?? 'matmulnbits'
   if (!(format in WEIGHT_FORMATS)) throw new RangeError(`quantizeWeights: format must be 'matmulnbits' or 'qdq', got ${q(format)}`)
-  const ops = opts.ops ?? WEIGHT_ONLY_OP_TYPES
+  const ops = opts.ops ?? DEFAULT_WEIGHT_ONLY_OPS
   for (const op of ops) {
-    if (!(op in WEIGHT_ONLY_OPS)) throw new RangeError(`quantizeWeights: ops: ${q(op)} is not supported; expected some of ${WEIGHT_ONLY_OP_TYPES.join(', ')}`)
+    if (!WEIGHT_ONLY_OP_TYPES.includes(op)) throw new RangeError(`quantizeWeights: ops: ${q(op)} is not supported; expected some of ${WEIGHT_ONLY_OP_TYPES.join(', ')}`)
   }
   const acc = opts.accuracyLevel
   if (acc !== undefined && !(Number.isInteger(acc) && acc >= 0 && acc <= 4)) {
@@ -120,6 +123,8 @@ interface Planned {
   n: number
   /** beta·C when beta ≠ 1 (C a float32 initializer). */
   scaledBias?: Tensor
+  /** An embedding Gather: the table [V, D] = [n, k], blocks along D. */
+  gather?: GatherSpec
 }
 
 /** Decides, node by node, what is rewritten and what is skipped (and why). */
@@ -129,7 +134,9 @@ function plan(model: Model, o: Resolved): { planned: Planned[]; skipped: WeightO
   const planned: Planned[] = []
   const skipped: WeightOnlySkip[] = []
   g.nodes.forEach((node, i) => {
-    const rule = (WEIGHT_ONLY_OPS as Record<string, (n: Node) => ReturnType<(typeof WEIGHT_ONLY_OPS)['MatMul']>>)[node.opType]
+    const rule = node.opType === 'Gather'
+      ? (n: Node) => gatherSite(n, g.initializers.get(n.inputs[0] ?? '')?.dims.length ?? 2)
+      : (WEIGHT_ONLY_OPS as Record<string, (n: Node) => ReturnType<(typeof WEIGHT_ONLY_OPS)['MatMul']>>)[node.opType]
     if (!rule || (node.domain !== '' && node.domain !== 'ai.onnx') || !o.ops.has(node.opType)) return
     const label = node.name || `${node.opType}_${i}`
     const skip = (reason: string) => skipped.push({ node: label, opType: node.opType, reason })
@@ -143,6 +150,13 @@ function plan(model: Model, o: Resolved): { planned: Planned[]; skipped: WeightO
     if (w.dims.length !== 2) return skip(`weight ${q(site.weight)} has shape [${w.dims.join(', ')}], not 2-D`)
     const [k, n] = site.transposed ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!]
     if (k === 0 || n === 0) return skip(`weight ${q(site.weight)} is empty`)
+    if (node.opType === 'Gather') {
+      const gather: GatherSpec = { v: n, d: k, bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric }
+      const why = gatherUnsupported(o.format, gather)
+      if (why) return skip(why)
+      planned.push({ node, label, site, weight: w, k, n, gather })
+      return
+    }
     let scaledBias: Tensor | undefined
     if (site.bias && site.bias.beta !== 1) {
       const c = g.initializers.get(site.bias.name)
@@ -191,13 +205,15 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
   const opsetBefore = opsetVersion(input) ?? 0
   let model = cloneModel(input)
   let { planned, skipped } = plan(model, o)
-  const keyOf = (p: Planned) => `${p.site.weight}\u0000${p.site.transposed}`
+  // A Gather's table gets its own layout, never shared with a MatMul/Gemm reading the same weight.
+  const keyOf = (p: Planned) => `${p.site.weight}\u0000${p.site.transposed}${p.gather ? '\u0000gather' : ''}`
   // GPTQ: the layer inputs are tapped on the float model as given (before any opset upgrade).
   let hessians: Map<string, GptqHessian> | undefined
-  if (o.algorithm === 'gptq' && planned.length > 0) {
+  const matmuls = planned.filter((p) => !p.gather)
+  if (o.algorithm === 'gptq' && matmuls.length > 0) {
     hessians = await accumulateHessians(
       model,
-      planned.map((p) => ({ key: keyOf(p), input: p.node.inputs[0]!, k: p.k, node: p.label })),
+      matmuls.map((p) => ({ key: keyOf(p), input: p.node.inputs[0]!, k: p.k, node: p.label })),
       o.data!,
       { ...o.gptq, ...(o.signal ? { signal: o.signal } : {}) },
     )
@@ -210,8 +226,11 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
     model = ensureOpsets(model, o, notes)
     // The upgrade (qdq) makes new node objects; MatMul and Gemm come through it unchanged.
     if (model !== input && planned[0] && !model.graph.nodes.includes(planned[0].node)) ({ planned, skipped } = plan(model, o))
+    if (o.algorithm === 'gptq' && planned.some((p) => p.gather)) {
+      notes.push('GPTQ applies to MatMul/Gemm only (a lookup has no layer input to weigh); Gather tables are rounded to nearest')
+    }
   } else {
-    notes.push('no MatMul/Gemm with a constant 2-D float32 weight was found; the model is returned unchanged')
+    notes.push(`no ${[...o.ops].join('/')} with a constant 2-D float32 weight was found; the model is returned unchanged`)
   }
 
   const g = model.graph
@@ -250,6 +269,19 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
         bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, format: o.format, transposed: p.site.transposed, ...(o.signal ? { signal: o.signal } : {}),
       }
       const w = p.weight.data as Float32Array
+      if (p.gather) {
+        // The table [V, D] is W [K = D, N = V] stored transposed; always the MatMulNBits layout, rearranged per row.
+        const qw = await quantizeNbits(w, p.k, p.n, { ...nbitsOpts, format: 'matmulnbits' })
+        entry = { tensors: GATHER_FORMATS[o.format].tensors(qw, p.gather, fresh, p.site.weight), sqnrDb: qw.sqnrDb }
+        for (const t of entry.tensors) g.initializers.set(t.name, t)
+        made.set(key, entry)
+      }
+    }
+    if (!entry) {
+      const w = p.weight.data as Float32Array
+      const nbitsOpts = {
+        bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, format: o.format, transposed: p.site.transposed, ...(o.signal ? { signal: o.signal } : {}),
+      }
       const gq = hessians ? await quantizeGptq(hessians.get(key)!, w, p.k, p.n, { ...nbitsOpts, ...o.gptq }) : undefined
       const qw = gq ?? await quantizeNbits(w, p.k, p.n, nbitsOpts)
       entry = { tensors: writer.tensors(qw, spec, fresh, p.site.weight), sqnrDb: qw.sqnrDb, ...(gq ? { gptq: gq.gptq } : {}) }
@@ -264,7 +296,9 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
     }
 
     const nodes: Node[] = []
-    if (p.site.bias) {
+    if (p.gather) {
+      nodes.push(...GATHER_FORMATS[o.format].nodes(entry.tensors, p.gather, p.node, p.label, fresh))
+    } else if (p.site.bias) {
       // Gemm: Y = A·Ŵ + beta·C, the product under a fresh name and an Add writing Y.
       let c = p.site.bias.name
       if (p.scaledBias) {
@@ -278,7 +312,7 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
       nodes.push(...writer.nodes(entry.tensors, spec, fresh))
     }
     replaced.set(p.node, nodes)
-    const padded = Math.ceil(p.k / o.blockSize) * o.blockSize - p.k
+    const padded = p.gather ? 0 : Math.ceil(p.k / o.blockSize) * o.blockSize - p.k
     layers.push({
       node: p.label,
       opType: p.node.opType as WeightOnlyOpType,

@@ -17,9 +17,12 @@ export interface WeightSite {
 /** A site, or why the node stays as it is. */
 export type SiteLookup = WeightSite | { skip: string }
 
-export type WeightOnlyOpType = 'MatMul' | 'Gemm'
+export type WeightOnlyOpType = 'MatMul' | 'Gemm' | 'Gather'
 
-export const WEIGHT_ONLY_OPS: Record<WeightOnlyOpType, (node: Node) => SiteLookup> = {
+/** Matmul-like ops (their weight is W [K, N] of Y = A·W); Gather has its own row below. */
+export type MatmulOpType = Exclude<WeightOnlyOpType, 'Gather'>
+
+export const WEIGHT_ONLY_OPS: Record<MatmulOpType, (node: Node) => SiteLookup> = {
   MatMul: (node) => ({ weight: node.inputs[1] ?? '', transposed: false }),
 
   // Y = alpha·A'·B' + beta·C. alpha ≠ 1 is left alone rather than folded into the block scales,
@@ -37,4 +40,24 @@ export const WEIGHT_ONLY_OPS: Record<WeightOnlyOpType, (node: Node) => SiteLooku
   },
 }
 
-export const WEIGHT_ONLY_OP_TYPES = Object.keys(WEIGHT_ONLY_OPS) as WeightOnlyOpType[]
+/**
+ * Gather as an embedding lookup: the table is input 0, [V, D], gathered on axis 0; it is quantized
+ * in blocks along D (weightOnlyGather.ts). Seen as W [K = D, N = V] stored [N, K], so `transposed`.
+ * `rank` is the table's rank (to normalise a negative axis); the caller checks it is 2.
+ */
+export function gatherSite(node: Node, rank: number): SiteLookup {
+  let axis = attrInt(node, 'axis', 0)
+  if (axis < 0) axis += rank
+  if (axis !== 0) return { skip: `Gather on axis ${attrInt(node, 'axis', 0)} (only axis 0, an embedding lookup of table rows, is rewritten)` }
+  return { weight: node.inputs[0] ?? '', transposed: true }
+}
+
+/** Every op type quantizeWeights accepts in `ops`. */
+export const WEIGHT_ONLY_OP_TYPES: readonly WeightOnlyOpType[] = [...(Object.keys(WEIGHT_ONLY_OPS) as MatmulOpType[]), 'Gather']
+
+/**
+ * The default `ops`: MatMul and Gemm. Gather (embeddings) is opt-in: ONNX Runtime's own
+ * MatMulNBitsQuantizer quantizes MatMul only unless asked, and an embedding table's rows are read
+ * directly (no reduction averages the error), so quantizing it is a quality choice (docs/weight-only.md).
+ */
+export const DEFAULT_WEIGHT_ONLY_OPS: readonly WeightOnlyOpType[] = ['MatMul', 'Gemm']

@@ -1,14 +1,17 @@
 // What quantizeWeights reports: per rewritten layer, the nodes left in float and why, and totals.
 import type { GptqLayerStats } from './gptq.js'
 
-/** One rewritten MatMul/Gemm. */
+/** One rewritten MatMul/Gemm/Gather. */
 export interface WeightOnlyLayer {
   /** The node's name (`<opType>_<index>` when it has none). */
   node: string
-  opType: 'MatMul' | 'Gemm'
+  opType: 'MatMul' | 'Gemm' | 'Gather'
   /** The float initializer that was quantized. */
   weight: string
-  /** [K, N]: K the reduction axis the blocks run along, N the output columns. */
+  /**
+   * [K, N]: K the reduction axis the blocks run along, N the output columns. For a Gather, [D, V]:
+   * the blocks run along a row of the table [V, D] (and `transposed` is true).
+   */
   shape: [number, number]
   /** The initializer was [N, K] (Gemm transB=1). */
   transposed: boolean
