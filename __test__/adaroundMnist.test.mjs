@@ -4,7 +4,7 @@
 import test from 'ava'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { loadMnist } from './helpers/mnist.mjs'
+import { loadMnist, mnistAccuracy, mnistBatch } from './helpers/mnist.mjs'
 const require = createRequire(import.meta.url)
 const { QuantSim, applyAdaround } = require('../dist/index.js')
 
@@ -13,20 +13,8 @@ const MODEL = join(dirname(new URL(import.meta.url).pathname), 'fixtures', 'mnis
 test('MNIST CNN W4A8: AdaRound accuracy ≥ round-to-nearest', async (t) => {
   const testSet = loadMnist({ split: 'test' })
   const train = loadMnist({ split: 'train', count: 256 })
-  const batch = (set, i, n) => ({ input: { data: set.images.subarray(i * 784, (i + n) * 784), dims: [n, 1, 28, 28] } })
-  const calib = Array.from({ length: 4 }, (_, b) => batch(train, b * 64, 64))
-  const accuracy = async (sim) => {
-    let ok = 0
-    for (let i = 0; i < testSet.count; i += 500) {
-      const logits = Object.values(await sim.run(batch(testSet, i, 500)))[0].data
-      for (let k = 0; k < 500; k++) {
-        let best = 0
-        for (let c = 1; c < 10; c++) if (logits[k * 10 + c] > logits[k * 10 + best]) best = c
-        if (best === testSet.labels[i + k]) ok++
-      }
-    }
-    return ok / testSet.count
-  }
+  const calib = Array.from({ length: 4 }, (_, b) => mnistBatch(train, b * 64, 64))
+  const accuracy = (sim) => mnistAccuracy((f) => sim.run(f), testSet)
   const opts = { intraOpNumThreads: 1, paramBitwidth: 4, activationBitwidth: 8 }
   const plain = await QuantSim.create(MODEL, opts)
   await plain.computeEncodings(calib)

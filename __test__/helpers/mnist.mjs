@@ -78,3 +78,25 @@ export function loadMnist({ split, count } = {}) {
   }
   return { images, labels, count: n, dims: [n, 1, 28, 28] }
 }
+
+/** Feeds for samples [i, i + n) of a loaded split, as the fixture model's `input`. */
+export function mnistBatch(set, i, n) {
+  return { input: { data: set.images.subarray(i * PIXELS, (i + n) * PIXELS), dims: [n, 1, 28, 28] } }
+}
+
+/**
+ * Top-1 accuracy of `run(feeds) → outputs` (the first output holds [n, 10] logits) over a loaded
+ * split, in batches of `batchSize` (which must divide the split's count).
+ */
+export async function mnistAccuracy(run, set, batchSize = 500) {
+  let ok = 0
+  for (let i = 0; i < set.count; i += batchSize) {
+    const logits = Object.values(await run(mnistBatch(set, i, batchSize)))[0].data
+    for (let k = 0; k < batchSize; k++) {
+      let best = 0
+      for (let c = 1; c < 10; c++) if (logits[k * 10 + c] > logits[k * 10 + best]) best = c
+      if (best === set.labels[i + k]) ok++
+    }
+  }
+  return ok / set.count
+}
