@@ -4,6 +4,7 @@
 // runs is fake quantization in float) and the export (ORT fuses it into integer kernels), which is
 // what makes "QDQ equals simulation" hold bit for bit.
 import { affine } from '../affine.js'
+import { callNative, native } from '../native.js'
 import { QuantkitError } from '../errors.js'
 import { cloneModel, opsetVersion, type Model, type Node } from '../graph/model.js'
 import { allValueNames, uniqueName } from '../graph/names.js'
@@ -30,6 +31,8 @@ export interface QdqBuildOptions {
   purpose: 'simulation' | 'export'
   /** Lowest opset to write (default 13; raised to 21 when int4/int16/blocked quantizers need it). */
   minOpset?: number
+  /** Parameters whose zero points are all 0: DequantizeLinear without the zero-point input (default false). */
+  omitZeroPoints?: boolean
 }
 
 export interface QdqBuildReport {
@@ -61,6 +64,12 @@ function qdqParams(model: Model, q: Quantizer, type: GridType, names: Set<string
   return { scale, zeroPoint }
 }
 
+/** Int4/uint4 codes (one per element of an 8-bit array) packed two per byte, low nibble first. */
+function packNibbles(ints: ArrayBufferView): Uint8Array {
+  if ((ints as Uint8Array).BYTES_PER_ELEMENT !== 1) throw new ExportError(`internal: 4-bit codes came as ${Object.prototype.toString.call(ints)}`)
+  return callNative(() => native.packNibbles(new Uint8Array(ints.buffer, ints.byteOffset, ints.byteLength)))
+}
+
 function zpArray(type: GridType, zps: number[]): Tensor['data'] {
   switch (type.name) {
     case 'int8': return Int8Array.from(zps)
@@ -85,7 +94,7 @@ function paramScaleDims(q: Quantizer, dims: number[]): number[] {
 }
 
 function requiredOpset(q: Quantizer): number {
-  if (q.spec.dtype === 'float') return 13
+  if (q.spec.dtype === 'float' || q.spec.dynamic) return 13
   const enc = q.encodings![0]!
   const t = gridType(enc.qmin, enc.qmax)
   return Math.max(t?.opset ?? 21, q.spec.blockSize !== undefined ? 21 : 13)
@@ -94,7 +103,7 @@ function requiredOpset(q: Quantizer): number {
 export function buildQdqModel(source: Model, quantizers: readonly Quantizer[], opts: QdqBuildOptions): { model: Model; report: QdqBuildReport } {
   const active = quantizers.filter((q) => q.enabled)
   for (const q of active) {
-    if (q.spec.dtype === 'int' && (!q.encodings || q.encodings.length === 0)) {
+    if (q.spec.dtype === 'int' && !q.spec.dynamic && (!q.encodings || q.encodings.length === 0)) {
       throw new ExportError(`quantizer on ${Q(q.tensor)} (${q.kind} of ${q.node || 'the model'}) has no encoding: run computeEncodings first`)
     }
   }
@@ -161,14 +170,17 @@ export function buildQdqModel(source: Model, quantizers: readonly Quantizer[], o
       const ints = affine.quantize(w.data as Float32Array, perTensor ? enc[0]!.scale : Float32Array.from(enc, (e) => e.scale),
         perTensor ? enc[0]!.offset : Int32Array.from(enc, (e) => e.offset), qmin, qmax, opts2)
       const qName = fresh(`${q.tensor}_quantized`)
-      const data = type.name === 'int4' || type.name === 'uint4' ? pack4bit(ints, type.min < 0) : ints
+      // 4-bit weights are packed in Rust (the codes are already on the grid, so no check is lost).
+      const data = type.name === 'int4' || type.name === 'uint4' ? packNibbles(ints) : ints
       graph.initializers.set(qName, tensorOf(qName, type.dataType, [...w.dims], data))
       const { scale, zeroPoint } = qdqParams(model, q, type, names, scaleDims, enc)
       const out = fresh(`${q.tensor}_DequantizeLinear_Output`)
       const attrs: Record<string, number> = {}
       if (q.spec.axis !== undefined) attrs.axis = q.spec.axis
       if (q.spec.blockSize !== undefined) attrs.block_size = q.spec.blockSize
-      added.push(node('DequantizeLinear', fresh(`${q.tensor}_DequantizeLinear`), [qName, scale, zeroPoint], [out], domain, attrs))
+      const dqInputs = opts.omitZeroPoints && enc.every((e) => e.offset === 0) ? [qName, scale] : [qName, scale, zeroPoint]
+      if (dqInputs.length === 2) graph.initializers.delete(zeroPoint)
+      added.push(node('DequantizeLinear', fresh(`${q.tensor}_DequantizeLinear`), dqInputs, [out], domain, attrs))
       redirect(q.tensor, out)
       quantizedWeights++
       continue
@@ -194,6 +206,18 @@ export function buildQdqModel(source: Model, quantizers: readonly Quantizer[], o
       if (!targetName) redirect(value, back, consumers)
       added.push(castTo, castBack)
       float16Casts++
+      continue
+    }
+    if (q.spec.dynamic) {
+      // Quantized at run time: DynamicQuantizeLinear (uint8, the tensor's own range) → DequantizeLinear.
+      const qOut = fresh(`${q.tensor}_DynamicQuantizeLinear_Output`)
+      const scale = fresh(`${q.tensor}_DynamicQuantizeLinear_Scale`)
+      const zeroPoint = fresh(`${q.tensor}_DynamicQuantizeLinear_ZeroPoint`)
+      const dqOut = targetName ?? fresh(`${q.tensor}_DequantizeLinear_Output`)
+      added.push(node('DynamicQuantizeLinear', fresh(`${q.tensor}_DynamicQuantizeLinear`), [value], [qOut, scale, zeroPoint], ''))
+      added.push(node('DequantizeLinear', fresh(`${q.tensor}_DequantizeLinear`), [qOut, scale, zeroPoint], [dqOut], domain))
+      if (!targetName) redirect(value, dqOut, consumers)
+      activationPairs++
       continue
     }
     const enc = q.encodings![0]!

@@ -1,11 +1,13 @@
 // The int8 weights of dynamic quantization: symmetric, zero point 0, grid [−127, 127] (ONNX
 // Runtime's quantizer uses the same restricted range for symmetric int8 weights), one scale per
-// output channel or one per tensor. scale = max|w| / 127 over the channel (1 for an all-zero
-// channel, whose codes are all 0). Ranges come from the Rust MinMaxObserver and codes from the
-// Rust affine kernels (divide by scale, round half to even, saturate), so no loop here touches
-// the weight's elements except the byte transpose of a Gemm's transB weight.
+// output channel or one per tensor. The scales are the encodings of the weight's QuantSim
+// parameter quantizer (strict symmetric int8, quantizeDynamic.ts): scale = max|w| / 127 over the
+// channel, at least AIMET's minimum scale 2^−23 (an all-zero channel's codes are all 0). Codes come
+// from the Rust affine kernels (divide by scale, round half to even, saturate) and a Gemm's
+// transB codes are transposed in Rust, so no loop here touches the weight's elements.
 import { affine } from '../affine.js'
 import { compareTensors } from '../metrics.js'
+import { callNative, native } from '../native.js'
 import { MinMaxObserver } from '../observers.js'
 
 export const WEIGHT_QMAX = 127
@@ -35,26 +37,21 @@ export interface Int8WeightOptions {
   signal?: AbortSignal
 }
 
-/** Scales from per-channel (or per-tensor) ranges; null when the weight holds NaN or ±inf. */
-function scalesFrom(min: readonly number[], max: readonly number[]): Float32Array | null {
-  const s = new Float32Array(min.length)
-  for (let i = 0; i < min.length; i++) {
-    const absmax = Math.max(-min[i]!, max[i]!)
-    if (!Number.isFinite(absmax)) return null
-    s[i] = absmax > 0 ? Math.fround(absmax / WEIGHT_QMAX) : 1
-    // absmax / 127 below float32's smallest normal: keep the scale positive.
-    if (!(s[i]! > 0)) s[i] = 1
+/** Why a weight cannot be quantized (NaN or ±inf), or undefined: one Rust pass (the observer rejects non-finite data). */
+export async function nonFiniteWeight(w: Float32Array, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    await new MinMaxObserver().updateAsync(w, [w.length], signal ? { signal } : {})
+    return undefined
+  } catch (err) {
+    if (signal?.aborted) throw err
+    return 'the weight holds NaN or ±inf'
   }
-  return s
 }
 
-/** Quantizes one weight; returns null (with the reason) when it cannot be. */
-export async function quantizeInt8Weight(w: Float32Array, o: Int8WeightOptions): Promise<Int8Weight | { skip: string }> {
+/** Codes one weight with the scales its sim quantizer holds (one per channel, or one). */
+export async function quantizeInt8Weight(w: Float32Array, o: Int8WeightOptions & { scales: Float32Array }): Promise<Int8Weight> {
   const shape = [...o.shape]
-  const observer = new MinMaxObserver(o.perChannel ? { axis: o.channelAxis } : {})
-  await observer.updateAsync(w, shape, o.signal ? { signal: o.signal } : {})
-  const scales = scalesFrom(observer.min, observer.max)
-  if (!scales) return { skip: 'the weight holds NaN or ±inf' }
+  const { scales } = o
   const axisOpts = o.perChannel ? { shape, axis: o.channelAxis } : { shape }
   // affine's offset is AIMET's (−zero point): 0 for int8, −128 for the shifted uint8 codes.
   const [offset, qmin, qmax] = o.unsigned ? [-128, 128 - WEIGHT_QMAX, 128 + WEIGHT_QMAX] : [0, -WEIGHT_QMAX, WEIGHT_QMAX]
@@ -62,7 +59,10 @@ export async function quantizeInt8Weight(w: Float32Array, o: Int8WeightOptions):
   const back = await affine.dequantizeAsync(q, scales, offset, axisOpts)
   const sqnrDb = compareTensors(w, back).sqnrDb
   let codes = (o.unsigned ? toUint8(q) : toInt8(q))
-  if (o.transpose) codes = transpose2d(codes as Int8Array, shape[0]!, shape[1]!)
+  if (o.transpose) {
+    const t = callNative(() => native.transposeBytes(new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), shape[0]!, shape[1]!))
+    codes = new Int8Array(t.buffer, t.byteOffset, t.byteLength)
+  }
   return { codes, scales, sqnrDb }
 }
 
@@ -74,15 +74,4 @@ function toInt8(q: ArrayBufferView): Int8Array {
 function toUint8(q: ArrayBufferView): Uint8Array {
   if ((q as Uint8Array)[Symbol.toStringTag] === 'Uint8Array') return q as Uint8Array
   return Uint8Array.from(q as unknown as ArrayLike<number>)
-}
-
-// A byte copy, [rows, cols] → [cols, rows]: Gemm heads with transB=1 are the only users, and
-// quantkit has no Rust transpose yet (O(K·N) bytes, about a millisecond per million weights).
-function transpose2d(x: Int8Array, rows: number, cols: number): Int8Array {
-  const out = new Int8Array(x.length)
-  for (let r = 0; r < rows; r++) {
-    const row = r * cols
-    for (let c = 0; c < cols; c++) out[c * rows + r] = x[row + c]!
-  }
-  return out
 }

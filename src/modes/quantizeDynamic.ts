@@ -23,7 +23,8 @@ import { dynamicQuantizeLinear, writeLayer, type QuantizedActivation, type Weigh
 import { DEFAULT_DYNAMIC_OPS, DYNAMIC_OPS, DYNAMIC_OP_TYPES, type DynamicOpType } from './dynamicOps.js'
 import { collectBatches, QualityCheck, type ModelQuality } from './dynamicQuality.js'
 import type { DynamicFloatLayer, DynamicFormat, DynamicLayer, DynamicQuality, DynamicQualityStep, DynamicReport, DynamicSkip } from './dynamicReport.js'
-import { quantizeInt8Weight, type Int8Weight } from './dynamicWeights.js'
+import { nonFiniteWeight, quantizeInt8Weight, WEIGHT_QMAX, type Int8Weight } from './dynamicWeights.js'
+import { privateWeights, weightQuantizer, weightSim } from './modeSim.js'
 import type { WeightSite } from './weightOnlyOps.js'
 import { MS_DOMAIN } from './weightOnlyFormats.js'
 
@@ -167,32 +168,84 @@ function plan(model: Model, o: Resolved): { layers: Layer[]; skipped: DynamicSki
   return { layers, skipped }
 }
 
-async function quantizeLayers(layers: Layer[], o: Resolved, skipped: DynamicSkip[]): Promise<Layer[]> {
-  const made = new Map<string, Int8Weight | { skip: string }>()
-  const kept: Layer[] = []
+/**
+ * The layers' int8 weights, from QuantSim (docs/modes-architecture.md): a sim over `base` whose
+ * only enabled quantizers are these weights, each strict-symmetric int8 (grid [−127, 127]) per
+ * channel (on the channel axis placement gives the op) or per tensor; the writer codes each weight
+ * with its quantizer's scales. Weights holding NaN or ±inf, and weights placement gives no
+ * parameter quantizer, are skipped with the reason.
+ */
+async function quantizeLayers(base: Model, layers: Layer[], o: Resolved, skipped: DynamicSkip[]): Promise<Layer[]> {
+  const bad = new Map<string, string | undefined>()
   for (const l of layers) {
     if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted')
-    let r = made.get(l.key)
-    l.shared = r !== undefined
-    if (!r) {
-      r = await quantizeInt8Weight(l.weight.data as Float32Array, {
-        shape: l.weight.dims,
-        channelAxis: l.kind === 'conv' || l.site.transposed ? 0 : 1,
-        perChannel: o.perChannel,
-        transpose: l.site.transposed,
-        unsigned: l.kind === 'conv',
-        ...(o.signal ? { signal: o.signal } : {}),
-      })
-      made.set(l.key, r)
-    }
-    if ('skip' in r) {
-      skipped.push({ node: l.label, opType: l.opType, reason: `weight ${q(l.site.weight)}: ${r.skip}` })
-      continue
-    }
-    l.q = r
-    kept.push(l)
+    if (!bad.has(l.key)) bad.set(l.key, await nonFiniteWeight(l.weight.data as Float32Array, o.signal))
   }
-  return kept
+  const usable = layers.filter((l) => {
+    const why = bad.get(l.key)
+    if (why) skipped.push({ node: l.label, opType: l.opType, reason: `weight ${q(l.site.weight)}: ${why}` })
+    return !why
+  })
+  if (usable.length === 0) return []
+  // The sim works on its own copy of the graph (initializers shared): private weight names must
+  // not leak into the model this mode writes.
+  const simModel = cloneModel(base)
+  const { tensorOf } = privateWeights(simModel, usable.map((l) => ({ key: l.key, node: simModel.graph.nodes[l.index]!, slot: 1 })))
+  // A layer's input is float (ONNX types A like W): declared so, placement gives it an activation
+  // quantizer, which this mode marks dynamic (its writer's DynamicQuantizeLinear).
+  const declared = new Set([...simModel.graph.inputs, ...simModel.graph.outputs, ...simModel.graph.valueInfo].map((v) => v.name))
+  const inputOf = (l: Layer) => simModel.graph.nodes[l.index]!.inputs[0]!
+  for (const l of usable) {
+    const a = inputOf(l)
+    if (!declared.has(a)) simModel.graph.valueInfo.push({ name: a, elemType: DataType.FLOAT })
+    declared.add(a)
+  }
+  const { sim, unplaced } = await weightSim(simModel, tensorOf.values())
+  try {
+    for (const t of new Set(tensorOf.values())) {
+      if (unplaced.has(t)) continue
+      sim.setQuantizer(t, { enabled: true, bitwidth: 8, symmetric: true, strictSymmetric: true, perChannel: o.perChannel })
+    }
+    const inputs = new Set(usable.filter((l) => !unplaced.has(tensorOf.get(l.key)!)).map(inputOf))
+    for (const a of inputs) {
+      if (sim.quantizers.some((x) => x.tensor === a && x.kind !== 'param')) sim.setQuantizer(a, { enabled: true, dynamic: true })
+    }
+    await sim.computeEncodings([])
+    const made = new Map<string, Int8Weight>()
+    const kept: Layer[] = []
+    for (const l of usable) {
+      if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted')
+      const tensor = tensorOf.get(l.key)!
+      if (unplaced.has(tensor)) {
+        skipped.push({ node: l.label, opType: l.opType, reason: `QuantSim placed no parameter quantizer on weight ${q(l.site.weight)}` })
+        continue
+      }
+      let r = made.get(l.key)
+      l.shared = r !== undefined
+      if (!r) {
+        const wq = weightQuantizer(sim, tensor)
+        const enc = wq.encodings!
+        if (enc.some((e) => e.qmin !== -WEIGHT_QMAX || e.qmax !== WEIGHT_QMAX || e.offset !== 0)) {
+          throw new Error(`internal: the sim's quantizer on ${q(tensor)} is not strict-symmetric int8`)
+        }
+        r = await quantizeInt8Weight(l.weight.data as Float32Array, {
+          shape: l.weight.dims,
+          channelAxis: wq.spec.axis ?? 0,
+          perChannel: wq.spec.axis !== undefined,
+          transpose: l.site.transposed,
+          unsigned: l.kind === 'conv',
+          scales: Float32Array.from(enc, (e) => e.scale),
+          ...(o.signal ? { signal: o.signal } : {}),
+        })
+        made.set(l.key, r)
+      }
+      l.q = r
+      kept.push(l)
+    }
+    return kept
+  } finally {
+    await sim.close()
+  }
 }
 
 /** The weight's initializers: codes, scale(s) and zero point(s), in the shapes the integer ops want. */
@@ -335,7 +388,7 @@ export async function quantizeDynamic(source: ModelSource, opts: QuantizeDynamic
   const base = ensureOpset(input, o, notes)
   // The upgrade makes new node objects (same list, same order): plan again on what is rewritten.
   const { layers: planned, skipped } = base === input ? first : plan(base, o)
-  const layers = await quantizeLayers(planned, o, skipped)
+  const layers = await quantizeLayers(base, planned, o, skipped)
   if (layers.length === 0) throw noLayersError(input, o, skipped)
 
   let chosen: Layer[] = layers

@@ -9,6 +9,9 @@
 // Everything else stays float and is listed in report.skipped with the reason. The input model is
 // not changed (cloneModel); a weight read by several nodes is quantized once and shared; float
 // weights nobody reads any more are dropped. Only the main graph is rewritten (not If/Loop bodies).
+//
+// The numbers, and the 'qdq' file itself, come from QuantSim (docs/modes-architecture.md): this
+// file decides which layers its writers can express and hands their weights to a sim (modeSim.ts).
 import { ExportError } from '../export/qdqModel.js'
 import { pruneUnusedInitializers } from '../graph/graphEdits.js'
 import { cloneModel, opsetVersion, type Model, type Node } from '../graph/model.js'
@@ -18,10 +21,14 @@ import { DataType } from '../onnx/elementType.js'
 import { resolveModelSource, type ModelSource } from '../onnx/modelSource.js'
 import type { Tensor } from '../onnx/tensor.js'
 import type { CalibrationData } from '../sim/calibrationData.js'
-import { accumulateHessians, quantizeGptq, type GptqHessian, type GptqLayerStats, type GptqOptions } from './gptq.js'
-import { quantizeNbits, type WeightBits, type WeightFormat } from './nbitsWeights.js'
-import { WEIGHT_FORMATS, type ProductSpec } from './weightOnlyFormats.js'
-import { GATHER_FORMATS, gatherUnsupported, type GatherSpec } from './weightOnlyGather.js'
+import { callNative, callNativeAsync, native } from '../native.js'
+import { blockGeometry, encodingsFromGrids, gridsOf } from '../sim/blockwise.js'
+import type { QuantSim } from '../sim/quantSim.js'
+import { accumulateHessians, quantizeGptq, type GptqHessian, type GptqLayerStats, type GptqOptions, type GptqWeights } from './gptq.js'
+import { privateWeights, weightQuantizer, weightSim } from './modeSim.js'
+import { unpackMatMulNBits, type NbitsWeights, type WeightBits, type WeightFormat } from './nbitsWeights.js'
+import { FORMAT_NEEDS, MATMUL_NBITS, type ProductSpec } from './weightOnlyFormats.js'
+import { GATHER_BLOCK_QUANTIZED, gatherUnsupported, type GatherSpec } from './weightOnlyGather.js'
 import { DEFAULT_WEIGHT_ONLY_OPS, WEIGHT_ONLY_OPS, WEIGHT_ONLY_OP_TYPES, gatherSite, type WeightOnlyOpType, type WeightSite } from './weightOnlyOps.js'
 import type { WeightOnlyLayer, WeightOnlyReport, WeightOnlySkip } from './weightOnlyReport.js'
 
@@ -82,7 +89,7 @@ function resolveOptions(opts: QuantizeWeightsOptions): Resolved {
     throw new RangeError(`quantizeWeights: blockSize must be a power of two from 16 to 256 (MatMulNBits needs a power of two ≥ 16), got ${String(blockSize)}`)
   }
   const format = opts.format ?? 'matmulnbits'
-  if (!(format in WEIGHT_FORMATS)) throw new RangeError(`quantizeWeights: format must be 'matmulnbits' or 'qdq', got ${q(format)}`)
+  if (!(format in FORMAT_NEEDS)) throw new RangeError(`quantizeWeights: format must be 'matmulnbits' or 'qdq', got ${q(format)}`)
   const ops = opts.ops ?? DEFAULT_WEIGHT_ONLY_OPS
   for (const op of ops) {
     if (!WEIGHT_ONLY_OP_TYPES.includes(op)) throw new RangeError(`quantizeWeights: ops: ${q(op)} is not supported; expected some of ${WEIGHT_ONLY_OP_TYPES.join(', ')}`)
@@ -173,7 +180,7 @@ function plan(model: Model, o: Resolved): { planned: Planned[]; skipped: WeightO
 }
 
 function ensureOpsets(model: Model, o: Resolved, notes: string[]): Model {
-  const writer = WEIGHT_FORMATS[o.format]
+  const writer = FORMAT_NEEDS[o.format]
   const current = opsetVersion(model) ?? 0
   let out = model
   if (writer.minOpset > current) {
@@ -194,9 +201,45 @@ function ensureOpsets(model: Model, o: Resolved, notes: string[]): Model {
   return out
 }
 
+/** Encodings of one weight coded by GPTQ, handed to the sim: its grids and Ŵ (see quantizeWeights). */
+async function handGptqToSim(sim: QuantSim, p: Planned, tensor: string, o: Resolved, hessian: GptqHessian): Promise<GptqWeights> {
+  const w = sim.model.graph.initializers.get(tensor)!
+  const gq = await quantizeGptq(hessian, w.data as Float32Array, p.k, p.n, {
+    bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, format: 'matmulnbits', transposed: p.site.transposed, ...(o.signal ? { signal: o.signal } : {}), ...o.gptq,
+  })
+  const shape = { k: p.k, n: p.n, bits: o.bits, blockSize: o.blockSize }
+  const grids = unpackMatMulNBits(gq.data, gq.scales, gq.zeroPoints, shape)
+  const q = weightQuantizer(sim, tensor)
+  const g = blockGeometry(w.dims, q.spec.axis!, q.spec.blockSize!)
+  // GPTQ chose codes, not only grids: the sim gets the grids frozen and Ŵ as the weight, which
+  // its quantizer codes back to exactly GPTQ's codes ((c − z)·s / s rounds to c − z).
+  sim.freezeEncodings(tensor, encodingsFromGrids(g, grids.scales, grids.zeroPoints, o.bits, o.symmetric))
+  const hat = callNative(() => native.nbitsDequantizeMatmul(gq.data, gq.scales, gq.zeroPoints ?? null, p.k, p.n, o.bits, o.blockSize, p.site.transposed))
+  sim.setInitializer({ ...w, data: hat })
+  return gq
+}
+
+/** One weight coded on its sim quantizer's grids, packed for `layout` (in Rust: nbits.rs `quantize_with_grids`). */
+async function packFromSim(sim: QuantSim, p: Planned, tensor: string, o: Resolved, layout: 'matmulnbits' | 'qdq' | 'gather'): Promise<NbitsWeights> {
+  const q = weightQuantizer(sim, tensor)
+  const w = sim.model.graph.initializers.get(tensor)!
+  const { scales, zeroPoints } = gridsOf(blockGeometry(w.dims, q.spec.axis!, q.spec.blockSize!), q.encodings!)
+  const r = (await callNativeAsync(() => native.nbitsPackAsync(
+    w.data as Float32Array, p.k, p.n, p.site.transposed, o.bits, o.blockSize, o.symmetric, scales, zeroPoints, layout, o.signal))) as {
+    data: Uint8Array; scales: Float32Array; zeroPoints?: Uint8Array | null; sqnrDb: number
+  }
+  return { data: r.data, scales: r.scales, ...(r.zeroPoints ? { zeroPoints: r.zeroPoints } : {}), sqnrDb: r.sqnrDb }
+}
+
 /**
  * Quantizes the weights of MatMul/Gemm nodes to `bits` with one scale (and, asymmetric, one zero
  * point) per `blockSize` weights along K, per output column. Returns a new model and a report.
+ *
+ * The numbers come from QuantSim (docs/modes-architecture.md): the weights this mode can write get
+ * QuantSim's blocked parameter quantizers (`setBlockwise` with ONNX Runtime's block rule, partial
+ * last blocks allowed), GPTQ hands its result to the sim (`freezeEncodings` + `setInitializer`),
+ * and then format 'qdq' is the sim's own QDQ export, while 'matmulnbits' packs the sim's
+ * quantizers as MatMulNBits / GatherBlockQuantized.
  */
 export async function quantizeWeights(source: ModelSource, opts: QuantizeWeightsOptions): Promise<QuantizeWeightsResult> {
   const o = resolveOptions(opts)
@@ -233,8 +276,65 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
     notes.push(`no ${[...o.ops].join('/')} with a constant 2-D float32 weight was found; the model is returned unchanged`)
   }
 
+  // QuantSim: placement, blocked parameter quantizers and their encodings (modeSim.ts).
+  const keys = planned.map(keyOf)
+  let sim: QuantSim | undefined
+  let tensorOf = new Map<string, string>()
+  if (planned.length > 0) {
+    const priv = privateWeights(model, planned.map((p, i) => ({ key: keys[i]!, node: p.node, slot: p.gather ? 0 : 1 })))
+    tensorOf = priv.tensorOf
+    if (priv.sharedWithFloat.length > 0) notes.push(`float weights still read by other nodes are kept: ${priv.sharedWithFloat.map((w) => q(w)).join(', ')}`)
+    const made = await weightSim(model, tensorOf.values(), { gatherTables: planned.some((p) => p.gather) })
+    sim = made.sim
+    const keep: number[] = []
+    planned.forEach((p, i) => {
+      const t = tensorOf.get(keys[i]!)!
+      if (made.unplaced.has(t)) skipped.push({ node: p.label, opType: p.node.opType, reason: `QuantSim placed no parameter quantizer on weight ${q(p.site.weight)}` })
+      else keep.push(i)
+    })
+    planned = keep.map((i) => planned[i]!)
+    const kept = keep.map((i) => keys[i]!)
+    keys.length = 0
+    keys.push(...kept)
+  }
+  const gptqOf = new Map<string, GptqWeights>()
+  try {
+    if (sim && planned.length > 0) {
+      const blocked = sim.setBlockwise({
+        opTypes: ['MatMul', 'Gemm', 'Gather'], tensors: [...new Set(keys.map((k) => tensorOf.get(k)!))],
+        bitwidth: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, rule: 'onnxruntime', partialBlocks: true, strict: true,
+      })
+      if (blocked.tensors.length !== new Set(keys).size) throw new Error(`internal: setBlockwise blocked ${blocked.tensors.length} weights, expected ${new Set(keys).size}`)
+      for (const [i, p] of planned.entries()) {
+        const h = hessians?.get(keys[i]!)
+        if (h && !p.gather && !weightQuantizer(sim, tensorOf.get(keys[i]!)!).frozen) gptqOf.set(keys[i]!, await handGptqToSim(sim, p, tensorOf.get(keys[i]!)!, o, h))
+      }
+      await sim.computeEncodings([])
+    }
+    return await write({ model, sim, planned, keys, tensorOf, gptqOf, skipped, notes, o, opsetBefore })
+  } finally {
+    await sim?.close()
+  }
+}
+
+interface WriteInput {
+  model: Model
+  sim: QuantSim | undefined
+  planned: Planned[]
+  keys: string[]
+  tensorOf: Map<string, string>
+  gptqOf: Map<string, GptqWeights>
+  skipped: WeightOnlySkip[]
+  notes: string[]
+  o: Resolved
+  opsetBefore: number
+}
+
+/** The writers: QuantSim's QDQ export (format 'qdq'), or MatMulNBits / GatherBlockQuantized packed from the sim's quantizers. */
+async function write(c: WriteInput): Promise<QuantizeWeightsResult> {
+  const { sim, planned, keys, tensorOf, gptqOf, skipped, notes, o } = c
+  let model = c.model
   const g = model.graph
-  const writer = WEIGHT_FORMATS[o.format]
   const names = allValueNames(g)
   const fresh = (base: string) => {
     const name = uniqueName(g, base, names)
@@ -242,13 +342,13 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
     return name
   }
   // One quantized copy per (weight, orientation), shared by every node that reads it.
-  const made = new Map<string, { tensors: Tensor[]; sqnrDb: number; gptq?: GptqLayerStats }>()
+  const made = new Map<string, { tensors: Tensor[]; bytes: number; sqnrDb: number; gptq?: GptqLayerStats }>()
   const layers: WeightOnlyLayer[] = []
   const replaced = new Map<Node, Node[]>()
   let bytesBefore = 0
   let bytesAfter = 0
 
-  for (const p of planned) {
+  for (const [i, p] of planned.entries()) {
     o.signal?.throwIfAborted()
     const spec: ProductSpec = {
       input: p.node.inputs[0]!,
@@ -261,58 +361,52 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
       symmetric: o.symmetric,
       ...(o.accuracyLevel ? { accuracyLevel: o.accuracyLevel } : {}),
     }
-    const key = keyOf(p)
+    const key = keys[i]!
     let entry = made.get(key)
     const shared = entry !== undefined
     if (!entry) {
-      const nbitsOpts = {
-        bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, format: o.format, transposed: p.site.transposed, ...(o.signal ? { signal: o.signal } : {}),
-      }
-      const w = p.weight.data as Float32Array
-      if (p.gather) {
-        // The table [V, D] is W [K = D, N = V] stored transposed; always the MatMulNBits layout, rearranged per row.
-        const qw = await quantizeNbits(w, p.k, p.n, { ...nbitsOpts, format: 'matmulnbits' })
-        entry = { tensors: GATHER_FORMATS[o.format].tensors(qw, p.gather, fresh, p.site.weight), sqnrDb: qw.sqnrDb }
-        for (const t of entry.tensors) g.initializers.set(t.name, t)
-        made.set(key, entry)
-      }
-    }
-    if (!entry) {
-      const w = p.weight.data as Float32Array
-      const nbitsOpts = {
-        bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, format: o.format, transposed: p.site.transposed, ...(o.signal ? { signal: o.signal } : {}),
-      }
-      const gq = hessians ? await quantizeGptq(hessians.get(key)!, w, p.k, p.n, { ...nbitsOpts, ...o.gptq }) : undefined
-      const qw = gq ?? await quantizeNbits(w, p.k, p.n, nbitsOpts)
-      entry = { tensors: writer.tensors(qw, spec, fresh, p.site.weight), sqnrDb: qw.sqnrDb, ...(gq ? { gptq: gq.gptq } : {}) }
-      for (const t of entry.tensors) g.initializers.set(t.name, t)
+      const tensor = tensorOf.get(key)!
+      const gq = gptqOf.get(key)
+      // 'qdq': the file is QuantSim's export (below); this pack only measures the layer (SQNR, bytes).
+      const layout = o.format === 'qdq' ? 'qdq' : p.gather ? 'gather' : 'matmulnbits'
+      const qw = await packFromSim(sim!, p, tensor, o, layout)
+      const tensors = o.format === 'qdq' ? []
+        : p.gather ? GATHER_BLOCK_QUANTIZED.tensors(qw, p.gather, fresh, p.site.weight) : MATMUL_NBITS.tensors(qw, spec, fresh, p.site.weight)
+      for (const t of tensors) g.initializers.set(t.name, t)
+      // GPTQ's SQNR is against the float weight (the sim now holds Ŵ).
+      entry = { tensors, bytes: qw.data.byteLength + qw.scales.byteLength + (qw.zeroPoints?.byteLength ?? 0), sqnrDb: gq?.sqnrDb ?? qw.sqnrDb, ...(gq ? { gptq: gq.gptq } : {}) }
       made.set(key, entry)
     }
     const before = p.k * p.n * 4
-    const after = entry.tensors.reduce((s, t) => s + t.data.byteLength, 0)
+    const after = entry.bytes
     if (!shared) {
       bytesBefore += before
       bytesAfter += after
     }
 
-    const nodes: Node[] = []
-    if (p.gather) {
-      nodes.push(...GATHER_FORMATS[o.format].nodes(entry.tensors, p.gather, p.node, p.label, fresh))
-    } else if (p.site.bias) {
-      // Gemm: Y = A·Ŵ + beta·C, the product under a fresh name and an Add writing Y.
-      let c = p.site.bias.name
-      if (p.scaledBias) {
-        c = fresh(`${p.site.bias.name}_beta`)
-        g.initializers.set(c, { ...p.scaledBias, name: c })
+    if (o.format === 'matmulnbits') {
+      const nodes: Node[] = []
+      if (p.gather) {
+        nodes.push(...GATHER_BLOCK_QUANTIZED.nodes(entry.tensors, p.gather, p.node, p.label))
+      } else if (p.site.bias) {
+        // Gemm: Y = A·Ŵ + beta·C, the product under a fresh name and an Add writing Y.
+        let cName = p.site.bias.name
+        if (p.scaledBias) {
+          cName = fresh(`${p.site.bias.name}_beta`)
+          g.initializers.set(cName, { ...p.scaledBias, name: cName })
+        }
+        const product = fresh(`${spec.output}_matmul`)
+        nodes.push(...MATMUL_NBITS.nodes(entry.tensors, { ...spec, output: product }, fresh))
+        nodes.push({ name: `${p.label}_bias`, opType: 'Add', domain: '', inputs: [product, cName], outputs: [spec.output], attributes: new Map() })
+      } else {
+        nodes.push(...MATMUL_NBITS.nodes(entry.tensors, spec, fresh))
       }
-      const product = fresh(`${spec.output}_matmul`)
-      nodes.push(...writer.nodes(entry.tensors, { ...spec, output: product }, fresh))
-      nodes.push({ name: `${p.label}_bias`, opType: 'Add', domain: '', inputs: [product, c], outputs: [spec.output], attributes: new Map() })
-    } else {
-      nodes.push(...writer.nodes(entry.tensors, spec, fresh))
+      replaced.set(p.node, nodes)
     }
-    replaced.set(p.node, nodes)
-    const padded = p.gather ? 0 : Math.ceil(p.k / o.blockSize) * o.blockSize - p.k
+    const padded = p.gather || o.format === 'qdq' ? 0 : Math.ceil(p.k / o.blockSize) * o.blockSize - p.k
+    const bias = !p.site.bias ? undefined
+      : o.format === 'qdq' ? 'Gemm kept: its B is the DequantizeLinear output, C and beta as they were'
+        : p.scaledBias ? `beta=${p.site.bias.beta} folded into the added C` : 'C added after the product'
     layers.push({
       node: p.label,
       opType: p.node.opType as WeightOnlyOpType,
@@ -328,16 +422,18 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
       sqnrDb: entry.sqnrDb,
       ...(entry.gptq && !shared ? { gptq: entry.gptq } : {}),
       ...(shared ? { sharedWeight: true } : {}),
-      ...(p.site.bias ? { bias: p.scaledBias ? `beta=${p.site.bias.beta} folded into the added C` : 'C added after the product' } : {}),
+      ...(bias ? { bias } : {}),
     })
   }
 
-  if (replaced.size > 0) {
+  if (o.format === 'qdq' && sim && planned.length > 0) {
+    // QuantSim's export: a blocked DequantizeLinear on each quantized weight, read by the original
+    // MatMul / Gemm / Gather; float weights no node reads any more are dropped.
+    model = sim.qdqModel('export', FORMAT_NEEDS.qdq.minOpset, { omitZeroPoints: true }).model
+  } else if (replaced.size > 0) {
     g.nodes = g.nodes.flatMap((n) => replaced.get(n) ?? [n])
-    const dropped = pruneUnusedInitializers(g, planned.flatMap((p) => (p.scaledBias ? [p.site.weight, p.site.bias!.name] : [p.site.weight])))
-    const kept = [...new Set(planned.map((p) => p.site.weight))].filter((w) => !dropped.includes(w) && g.initializers.has(w))
-    if (kept.length > 0) notes.push(`float weights still read by other nodes are kept: ${kept.map((w) => q(w)).join(', ')}`)
-    if (layers.some((l) => l.paddedRows > 0) && o.format === 'matmulnbits') {
+    pruneUnusedInitializers(g, planned.flatMap((p, i) => [tensorOf.get(keys[i]!)!, ...(p.scaledBias ? [p.site.bias!.name] : [])]))
+    if (layers.some((l) => l.paddedRows > 0)) {
       notes.push('K not a multiple of the block size: the last block of each column is padded with zeros (their code is the zero point), as ONNX Runtime\'s quantizer does')
     }
   }
@@ -348,7 +444,7 @@ export async function quantizeWeights(source: ModelSource, opts: QuantizeWeights
     bits: o.bits,
     blockSize: o.blockSize,
     symmetric: o.symmetric,
-    opsetBefore,
+    opsetBefore: c.opsetBefore,
     opsetAfter: opsetVersion(model) ?? 0,
     layers,
     skipped,

@@ -1,9 +1,11 @@
-// The two ways a weight-only quantized MatMul is written, one row per format:
+// The two ways a weight-only quantized MatMul is written:
 // - matmulnbits: one com.microsoft.MatMulNBits node (ONNX Runtime's contrib op; attributes K, N,
-//   bits, block_size; accuracy_level only when asked, as ONNX Runtime's own quantizer does).
-// - qdq: an opset-21 DequantizeLinear (axis 0, block_size) of an INT4/UINT4/INT8/UINT8 weight,
-//   feeding a standard MatMul; runs on any runtime with opset 21.
-// Both replace `A·W` only; a Gemm's bias becomes an Add after it (quantizeWeights.ts).
+//   bits, block_size; accuracy_level only when asked, as ONNX Runtime's own quantizer does),
+//   packed from the weight's QuantSim quantizer; it replaces `A·W` only, a Gemm's bias becomes an
+//   Add after it (quantizeWeights.ts).
+// - qdq: an opset-21 DequantizeLinear (blocked along K) of an INT4/UINT4/INT8/UINT8 weight feeding
+//   the original MatMul or Gemm: QuantSim's own QDQ export (src/export/qdqModel.ts); runs on any
+//   runtime with opset 21.
 import type { Node } from '../graph/model.js'
 import { DataType } from '../onnx/elementType.js'
 import type { Tensor } from '../onnx/tensor.js'
@@ -51,48 +53,30 @@ function node(name: string, opType: string, inputs: string[], outputs: string[],
   }
 }
 
-export const WEIGHT_FORMATS: Record<WeightFormat, FormatWriter> = {
-  matmulnbits: {
-    minOpset: 0,
-    domain: MS_DOMAIN,
-    tensors(q, s, fresh, base) {
-      const nb = Math.ceil(s.k / s.blockSize)
-      const out: Tensor[] = [
-        { name: fresh(`${base}_Q${s.bits}`), dataType: DataType.UINT8, dims: [s.n, nb, (s.blockSize * s.bits) / 8], data: q.data },
-        // 1-D [N·nb], as ONNX Runtime's MatMulNBitsQuantizer writes it.
-        { name: fresh(`${base}_scales`), dataType: DataType.FLOAT, dims: [s.n * nb], data: q.scales },
-      ]
-      if (q.zeroPoints) out.push({ name: fresh(`${base}_zero_points`), dataType: DataType.UINT8, dims: [q.zeroPoints.length], data: q.zeroPoints })
-      return out
-    },
-    nodes(t, s) {
-      const attrs: Record<string, number> = { K: s.k, N: s.n, bits: s.bits, block_size: s.blockSize }
-      if (s.accuracyLevel) attrs.accuracy_level = s.accuracyLevel
-      return [node(`${s.nodeName}_Q${s.bits}`, 'MatMulNBits', [s.input, ...t.map((x) => x.name)], [s.output], attrs, MS_DOMAIN)]
-    },
-  },
+/** What each format needs of the model: the ai.onnx opset and the domain to import. */
+export const FORMAT_NEEDS: Record<WeightFormat, { minOpset: number; domain?: string }> = {
+  matmulnbits: { minOpset: 0, domain: MS_DOMAIN },
+  // Blocked DequantizeLinear (and INT4/UINT4): written by QuantSim's QDQ export (quantizeWeights.ts).
+  qdq: { minOpset: 21 },
+}
 
-  qdq: {
-    minOpset: 21,
-    tensors(q, s, fresh, base) {
-      const nb = Math.ceil(s.k / s.blockSize)
-      const type = s.bits === 4 ? (s.symmetric ? DataType.INT4 : DataType.UINT4) : s.symmetric ? DataType.INT8 : DataType.UINT8
-      const data = type === DataType.INT8 ? new Int8Array(q.data.buffer, q.data.byteOffset, q.data.byteLength) : q.data
-      const out: Tensor[] = [
-        { name: fresh(`${base}_DQ_Q${s.bits}`), dataType: type, dims: [s.k, s.n], data },
-        { name: fresh(`${base}_DQ_scales`), dataType: DataType.FLOAT, dims: [nb, s.n], data: q.scales },
-      ]
-      if (q.zeroPoints) {
-        out.push({ name: fresh(`${base}_DQ_zero_points`), dataType: s.bits === 4 ? DataType.UINT4 : DataType.UINT8, dims: [nb, s.n], data: q.zeroPoints })
-      }
-      return out
-    },
-    nodes(t, s, fresh) {
-      const w = fresh(`${t[0]!.name}_output`)
-      return [
-        node(`${s.nodeName}_DQ_Q${s.bits}`, 'DequantizeLinear', t.map((x) => x.name), [w], { axis: 0, block_size: s.blockSize }),
-        node(`${s.nodeName}_matmul_Q${s.bits}`, 'MatMul', [s.input, w], [s.output], {}),
-      ]
-    },
+/** The MatMulNBits writer: the tensors of one weight packed from its sim quantizer, and the node. */
+export const MATMUL_NBITS: FormatWriter = {
+  minOpset: 0,
+  domain: MS_DOMAIN,
+  tensors(q, s, fresh, base) {
+    const nb = Math.ceil(s.k / s.blockSize)
+    const out: Tensor[] = [
+      { name: fresh(`${base}_Q${s.bits}`), dataType: DataType.UINT8, dims: [s.n, nb, (s.blockSize * s.bits) / 8], data: q.data },
+      // 1-D [N·nb], as ONNX Runtime's MatMulNBitsQuantizer writes it.
+      { name: fresh(`${base}_scales`), dataType: DataType.FLOAT, dims: [s.n * nb], data: q.scales },
+    ]
+    if (q.zeroPoints) out.push({ name: fresh(`${base}_zero_points`), dataType: DataType.UINT8, dims: [q.zeroPoints.length], data: q.zeroPoints })
+    return out
+  },
+  nodes(t, s) {
+    const attrs: Record<string, number> = { K: s.k, N: s.n, bits: s.bits, block_size: s.blockSize }
+    if (s.accuracyLevel) attrs.accuracy_level = s.accuracyLevel
+    return [node(`${s.nodeName}_Q${s.bits}`, 'MatMulNBits', [s.input, ...t.map((x) => x.name)], [s.output], attrs, MS_DOMAIN)]
   },
 }

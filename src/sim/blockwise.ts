@@ -21,6 +21,7 @@
 // The integer scales run from 1 to 2^k inclusive (AIMET's comment: "following aimet_torch
 // implementation, clip to 2 ** bitwidth"): the largest block of each channel gets exactly 2^k.
 import type { Encoding } from '../encoding.js'
+import { callNative, native } from '../native.js'
 import { MinMaxObserver } from '../observers.js'
 import type { Tensor } from '../onnx/tensor.js'
 
@@ -32,6 +33,9 @@ export function blockAxes(opType: string, rank: number, opts: { transB?: boolean
     case 'Gemm': return rank === 2 ? (opts.transB ? { channelAxis: 0, blockAxis: 1 } : { channelAxis: 1, blockAxis: 0 }) : undefined
     // Batched MatMul weights (rank > 2) would need one block grid per matrix: not supported.
     case 'MatMul': return rank === 2 ? { channelAxis: 1, blockAxis: 0 } : undefined
+    // An embedding table [V, D] (a Gather param, QuantSimOptions.gatherTables): one grid per row,
+    // blocks along D (ONNX Runtime's GatherBlockQuantized quantize_axis 1). Not an AIMET axis rule.
+    case 'Gather': return rank === 2 ? { channelAxis: 0, blockAxis: 1 } : undefined
     default: return undefined
   }
 }
@@ -177,4 +181,70 @@ export function lpbqEncodings(g: BlockGeometry, s: LpbqScales, bitwidth: number)
     const scale = Math.fround(n * s.channelScales[c]!)
     return { bitwidth, scale, offset: 0, qmin: -half, qmax: half - 1, min: -half * scale, max: (half - 1) * scale, symmetric: true, strictSymmetric: false, unsignedSymmetric: false }
   })
+}
+
+/** Bitwidths and block sizes the 'onnxruntime' block rule takes (those of MatMulNBits). */
+export function onnxruntimeRuleUnsupported(bitwidth: number, blockSize: number): string | undefined {
+  if (bitwidth !== 4 && bitwidth !== 8) return `the 'onnxruntime' block rule takes bitwidth 4 or 8, got ${bitwidth}`
+  if (!(blockSize >= 16 && blockSize <= 256 && (blockSize & (blockSize - 1)) === 0)) {
+    return `the 'onnxruntime' block rule takes a block size that is a power of two from 16 to 256, got ${blockSize}`
+  }
+  return undefined
+}
+
+/**
+ * Per-block encodings by the 'onnxruntime' rule (QuantizerSpec.blockRule), in the compact layout,
+ * for a 2-D weight. The grids come from Rust (nbits.rs `block_grids`, the numbers MatMulNBits'
+ * writer used before QuantSim computed them); a partial last block is allowed. Symmetric grids are
+ * the signed [−2^(b−1), 2^(b−1)−1] with offset 0, asymmetric ones [0, 2^b−1] with offset −zero point.
+ */
+export function onnxruntimeBlockEncodings(w: Tensor, g: BlockGeometry, opts: { bitwidth: number; symmetric: boolean }): Encoding[] {
+  if (g.dims.length !== 2) throw new RangeError(`the 'onnxruntime' block rule takes 2-D weights, got [${g.dims.join(', ')}]`)
+  // The grids are [nb, N] of W [K, N] with K the block axis; a weight blocked on axis 1 is W stored transposed.
+  const transposed = g.blockAxis === 1
+  const [k, n] = [g.dims[g.blockAxis]!, g.dims[g.channelAxis]!]
+  const r = callNative(() => native.nbitsBlockGrids(w.data as Float32Array, k, n, transposed, opts.bitwidth, g.blockSize, opts.symmetric))
+  return encodingsFromGrids(g, r.scales, r.zeroPoints, opts.bitwidth, opts.symmetric)
+}
+
+/**
+ * Compact-layout encodings from [nb, N] grids (scales, unsigned zero points; 2^(b−1) on symmetric
+ * grids) of W [K, N] with K the block axis: the inverse of `gridsOf`.
+ */
+export function encodingsFromGrids(g: BlockGeometry, scales: Float32Array, zeroPoints: Uint8Array, bitwidth: number, symmetric: boolean): Encoding[] {
+  const n = g.channels
+  if (scales.length !== g.blocks * n || zeroPoints.length !== g.blocks * n) {
+    throw new RangeError(`block grids: expected ${g.blocks}·${n} scales and zero points, got ${scales.length} and ${zeroPoints.length}`)
+  }
+  const b = bitwidth
+  const [qmin, qmax] = symmetric ? [-(2 ** (b - 1)), 2 ** (b - 1) - 1] : [0, 2 ** b - 1]
+  const out = new Array<Encoding>(g.channels * g.blocks)
+  for (let blk = 0; blk < g.blocks; blk++) {
+    for (let c = 0; c < n; c++) {
+      const scale = scales[blk * n + c]!
+      const offset = symmetric ? 0 : -zeroPoints[blk * n + c]!
+      out[compactIndex(g, c, blk)] = {
+        bitwidth: b, scale, offset, qmin, qmax,
+        min: Math.fround((qmin + offset) * scale), max: Math.fround((qmax + offset) * scale),
+        symmetric, strictSymmetric: false, unsignedSymmetric: false,
+      }
+    }
+  }
+  return out
+}
+
+/** A blocked quantizer's compact-layout encodings as [nb, N] grids of W [K, N] (K the block axis): what nbitsPack reads. */
+export function gridsOf(g: BlockGeometry, encodings: readonly Encoding[]): { scales: Float32Array; zeroPoints: Uint8Array } {
+  const n = g.channels
+  const scales = new Float32Array(g.blocks * n)
+  const zeroPoints = new Uint8Array(g.blocks * n)
+  for (let blk = 0; blk < g.blocks; blk++) {
+    for (let c = 0; c < n; c++) {
+      const e = encodings[compactIndex(g, c, blk)]!
+      scales[blk * n + c] = e.scale
+      // Unsigned zero point: −offset on an unsigned grid; a signed symmetric grid is 2^(b−1) shifted.
+      zeroPoints[blk * n + c] = e.qmin < 0 ? -e.qmin - e.offset : -e.offset
+    }
+  }
+  return { scales, zeroPoints }
 }

@@ -23,6 +23,8 @@ export interface PlacementOptions {
   activation: QuantizerDtype
   /** Element types of the graph's values (from ORT; see valueTypes.ts). */
   types: Map<string, ValueType>
+  /** Embedding tables (input 0 of a Gather on axis 0, a constant 2-D float initializer) get a 'weight' param quantizer (QuantSimOptions.gatherTables). */
+  gatherTables?: boolean
 }
 
 export interface Placement {
@@ -111,6 +113,14 @@ export function placeQuantizers(model: Model, opts: PlacementOptions): Placement
         const t = node.inputs[Number(i)]
         if (t && graph.initializers.has(t) && isFloat(t)) addParam(t, node, node.opType, name, rule)
       }
+    }
+    // Embedding tables, on request (not an aimet-onnx placement).
+    if (opts.gatherTables && !fused && node.opType === 'Gather' && (node.domain === '' || node.domain === 'ai.onnx')) {
+      const t = node.inputs[0]
+      const table = t ? graph.initializers.get(t) : undefined
+      let axis = attrInt(node, 'axis', 0)
+      if (table && axis < 0) axis += table.dims.length
+      if (t && table && table.dims.length === 2 && axis === 0 && isFloat(t)) addParam(t, node, 'Gather', 'weight', rule)
     }
     // Constant operands that are not params: quantized like model inputs.
     if (!fused && CONSTANT_OPERAND_OP_TYPES.has(node.opType)) {

@@ -9,10 +9,11 @@ import { resolveConfig, type ResolvedConfig } from '../config/resolve.js'
 import { presetQuantizerDefaults } from '../config/presets/index.js'
 import { checkTarget, htpTarget, type HtpTarget, type TargetRequest } from '../config/htpTargets.js'
 import { attrInt } from '../graph/attributes.js'
+import { PER_CHANNEL_OP_TYPES, perChannelAxis } from '../config/aimetRules.js'
 import { resolveQuantizerDefaults, type QuantizerDefaultsOptions } from '../config/quantizerDefaults.js'
 import { prepareModel } from '../graph/prepare/prepareModel.js'
 import type { PrepareReport } from '../graph/prepare/report.js'
-import type { Model } from '../graph/model.js'
+import type { Model, Node } from '../graph/model.js'
 import type { Tensor } from '../onnx/tensor.js'
 import { HistogramObserver, MinMaxObserver, type CalibrationScheme } from '../observers.js'
 import { resolveModelSource, type ModelSource } from '../onnx/modelSource.js'
@@ -29,8 +30,8 @@ import type { Feeds, PlainTensor } from './feeds.js'
 import { OrtRunner } from './ortRunner.js'
 import { placeQuantizers, type Placement } from './placement.js'
 import type { Quantizer } from './quantizer.js'
-import { blockAxes, blockEncodings, blockGeometry, lpbqFromBlocks, type LpbqScales } from './blockwise.js'
-import { discoverValueTypes } from './valueTypes.js'
+import { blockAxes, blockEncodings, blockGeometry, lpbqFromBlocks, onnxruntimeBlockEncodings, onnxruntimeRuleUnsupported, type LpbqScales } from './blockwise.js'
+import { declaredValueTypes, discoverValueTypes } from './valueTypes.js'
 
 export class QuantSimError extends QuantkitError {
   override name = 'QuantSimError'
@@ -57,6 +58,19 @@ export interface QuantSimOptions extends QuantizerDefaultsOptions {
    * does not run (src/config/htpTargets.ts) are errors instead of warnings. Default false.
    */
   strictTarget?: boolean
+  /**
+   * Also place a parameter quantizer ('weight') on embedding tables: input 0 of a Gather on axis 0
+   * when it is a constant 2-D float initializer. Off by default (aimet-onnx places none); the
+   * weight-only mode turns it on to quantize tables (src/modes/quantizeWeights.ts).
+   */
+  gatherTables?: boolean
+  /**
+   * Where placement learns which values are float: 'onnxruntime' (default) runs the model's shape
+   * inference in ONNX Runtime; 'declared' reads only what the model declares (graph inputs,
+   * outputs, value_info) and never loads it in ORT — values it declares nothing about get no
+   * activation quantizer. For sims whose activation quantizers are off anyway (precision modes).
+   */
+  valueTypes?: 'onnxruntime' | 'declared'
 }
 
 export interface QuantSimReport {
@@ -85,10 +99,20 @@ export interface BlockwiseOptions {
    * keep their quantizer and are listed in `skipped`; true: that is an error.
    */
   strict?: boolean
+  /**
+   * How the block encodings are computed: 'aimet' (default, min-max per block as aimet-onnx) or
+   * 'onnxruntime' (ONNX Runtime's MatMulNBits grids, QuantizerSpec.blockRule; bitwidth 4 or 8,
+   * block size a power of two from 16 to 256, 2-D weights).
+   */
+  rule?: 'aimet' | 'onnxruntime'
+  /** 'onnxruntime' rule only: a block size that does not divide the dimension leaves a partial last block instead of skipping. */
+  partialBlocks?: boolean
+  /** Only these weights (tensor names); default every weight of `opTypes`. */
+  tensors?: string[]
 }
 
 /** `sim.setLpbq`: AIMET's set_grouped_blockwise_quantization_for_weights (always symmetric). */
-export interface LpbqOptions extends Omit<BlockwiseOptions, 'symmetric'> {
+export interface LpbqOptions extends Omit<BlockwiseOptions, 'symmetric' | 'rule' | 'partialBlocks'> {
   /** Bitwidth of the per-channel scale × integer block scale (AIMET's decompressed_bw), > bitwidth. */
   decompressedBitwidth: number
 }
@@ -103,8 +127,17 @@ export interface SetQuantizerOptions {
   enabled?: boolean
   bitwidth?: number
   symmetric?: boolean
+  /** Symmetric grid without its most negative value ([−(2^(b−1)−1), 2^(b−1)−1]), as ONNX Runtime's int8 weights. */
+  strictSymmetric?: boolean
   /** Params only: per-channel on the op's channel axis (true) or per-tensor (false). */
   perChannel?: boolean
+  /**
+   * Activations only: quantize at run time (DynamicQuantizeLinear: uint8, asymmetric, each tensor's
+   * own range; QuantizerSpec.dynamic). `true` also sets 8 bits, asymmetric. Such a quantizer has no
+   * encodings; the QDQ model (run, export with format 'qdq') writes DynamicQuantizeLinear →
+   * DequantizeLinear, and AIMET's encodings file cannot hold it (export refuses 'encodings').
+   */
+  dynamic?: boolean
 }
 
 export interface ExportOptions {
@@ -171,8 +204,11 @@ export class QuantSim {
     let model = await resolveModelSource(source)
     let preparation: PrepareReport | undefined
     if (opts.prepare ?? true) ({ model, report: preparation } = await prepareModel(model))
-    const types = await discoverValueTypes(model)
-    const placement = placeQuantizers(model, { config, param: defaults.param, activation: defaults.activation, types })
+    if (opts.valueTypes !== undefined && opts.valueTypes !== 'onnxruntime' && opts.valueTypes !== 'declared') {
+      throw new TypeError(`valueTypes: expected 'onnxruntime' or 'declared', got ${JSON.stringify(opts.valueTypes)}`)
+    }
+    const types = opts.valueTypes === 'declared' ? declaredValueTypes(model) : await discoverValueTypes(model)
+    const placement = placeQuantizers(model, { config, param: defaults.param, activation: defaults.activation, types, gatherTables: opts.gatherTables ?? false })
     const q = placement.quantizers
     const report: QuantSimReport = {
       config: config.source,
@@ -263,9 +299,12 @@ export class QuantSim {
     const found = this.#find(tensor).filter((q) => q.kind === 'param')
     if (found.length === 0) throw new QuantSimError(`freezeEncodings: ${JSON.stringify(tensor)} is not a parameter`)
     for (const q of found) {
-      const want = q.spec.axis === undefined ? 1 : this.model.graph.initializers.get(tensor)!.dims[q.spec.axis]!
-      if (q.spec.blockSize !== undefined || encodings.length !== want) {
-        throw new QuantSimError(`freezeEncodings: ${JSON.stringify(tensor)} needs ${q.spec.blockSize !== undefined ? 'per-block' : want} encodings, got ${encodings.length}`)
+      const dims = this.model.graph.initializers.get(tensor)!.dims
+      // Blocked quantizers take one encoding per (channel, block) in the compact layout (blockwise.ts).
+      const blocked = q.spec.blockSize !== undefined && q.spec.axis !== undefined ? blockGeometry(dims, q.spec.axis, q.spec.blockSize) : undefined
+      const want = blocked ? blocked.channels * blocked.blocks : q.spec.axis === undefined ? 1 : dims[q.spec.axis]!
+      if (q.spec.lpbq !== undefined || encodings.length !== want) {
+        throw new QuantSimError(`freezeEncodings: ${JSON.stringify(tensor)} needs ${q.spec.lpbq !== undefined ? 'LPBQ (not frozen per block)' : want} encodings, got ${encodings.length}`)
       }
       q.encodings = encodings.map((e) => ({ ...e }))
       q.lpbqScales = undefined
@@ -301,13 +340,30 @@ export class QuantSim {
         q.spec.bitwidth = change.bitwidth
       }
       if (change.symmetric !== undefined) q.spec.symmetric = change.symmetric
+      if (change.strictSymmetric !== undefined) q.spec.strictSymmetric = change.strictSymmetric
+      if (change.dynamic !== undefined) {
+        if (q.kind === 'param') throw new QuantSimError(`dynamic: ${JSON.stringify(tensor)} is a parameter; only activations are quantized at run time`)
+        if (change.dynamic) {
+          q.spec.dtype = 'int'
+          q.spec.bitwidth = 8
+          q.spec.symmetric = false
+          q.spec.dynamic = true
+          q.tiedTo = undefined
+        } else delete q.spec.dynamic
+      }
       if (change.perChannel !== undefined) {
         if (q.kind !== 'param') throw new QuantSimError(`perChannel: ${JSON.stringify(tensor)} is an activation; only params are per-channel`)
-        const axis = { Conv: 0, ConvTranspose: 1, Gemm: 0, MatMul: 1 }[q.opType]
+        // The op's channel axis as placement computes it (a Gemm's depends on transB: the output
+        // channels of B [K, N] are axis 1, of Bᵀ stored [N, K] axis 0).
+        const node = this.#nodeOf(q)
+        const rank = this.model.graph.initializers.get(q.tensor)?.dims.length ?? 0
+        let axis = PER_CHANNEL_OP_TYPES.has(q.opType) ? perChannelAxis(q.opType, { transB: node ? attrInt(node, 'transB', 0) === 1 : false }) : undefined
+        if (axis !== undefined && axis < 0) axis += rank
         if (change.perChannel && axis === undefined) throw new QuantSimError(`perChannel: ${q.opType} weights cannot be per-channel`)
         q.spec.axis = change.perChannel ? axis : undefined
         delete q.spec.blockSize
         delete q.spec.lpbq
+        delete q.spec.blockRule
       }
       q.encodings = undefined
       q.lpbqScales = undefined
@@ -345,13 +401,21 @@ export class QuantSim {
     if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`blockSize: expected a positive integer, got ${bs}`)
     const opTypes = new Set(opts.opTypes ?? ['Conv', 'Gemm', 'MatMul'])
     const exclude = new Set(opts.nodesToExclude ?? [])
-    const nodes = new Map(this.model.graph.nodes.map((n) => [n.name, n]))
+    const rule = opts.rule ?? 'aimet'
+    if (rule !== 'aimet' && rule !== 'onnxruntime') throw new RangeError(`rule: expected 'aimet' or 'onnxruntime', got ${JSON.stringify(opts.rule)}`)
+    if (rule === 'onnxruntime') {
+      if (spec.lpbq) throw new RangeError("rule: LPBQ has no 'onnxruntime' rule")
+      const why = onnxruntimeRuleUnsupported(spec.bitwidth, bs)
+      if (why) throw new RangeError(why)
+    }
+    if (opts.partialBlocks && rule !== 'onnxruntime') throw new RangeError("partialBlocks: only the 'onnxruntime' rule computes partial blocks (AIMET's needs the block size to divide the dimension)")
+    const only = opts.tensors ? new Set(opts.tensors) : undefined
     const result: BlockwiseResult = { tensors: [], skipped: [] }
     const planned: { q: Quantizer; axis: number }[] = []
     for (const q of this.#quantizers) {
-      if (q.kind !== 'param' || q.paramName !== 'weight' || !opTypes.has(q.opType) || exclude.has(q.node)) continue
+      if (q.kind !== 'param' || q.paramName !== 'weight' || !opTypes.has(q.opType) || exclude.has(q.node) || (only && !only.has(q.tensor))) continue
       const w = this.model.graph.initializers.get(q.tensor)
-      const node = nodes.get(q.node)
+      const node = this.#nodeOf(q)
       const skip = (reason: string) => {
         if (opts.strict) throw new QuantSimError(`${spec.lpbq ? 'setLpbq' : 'setBlockwise'}: weight ${JSON.stringify(q.tensor)} of ${q.opType} ${JSON.stringify(q.node)}: ${reason}`)
         result.skipped.push({ tensor: q.tensor, node: q.node, reason })
@@ -361,7 +425,8 @@ export class QuantSim {
       if (!axes) { skip(`a rank-${w.dims.length} ${q.opType} weight cannot be blocked`); continue }
       if (q.opType === 'ConvTranspose' && node && attrInt(node, 'group', 1) !== 1) { skip('grouped ConvTranspose weights are per-tensor (as in aimet-onnx)'); continue }
       const d = w.dims[axes.blockAxis]!
-      if (d % bs !== 0) { skip(`block size ${bs} does not divide dimension ${axes.blockAxis} (${d}) of [${w.dims.join(', ')}]`); continue }
+      if (rule === 'onnxruntime' && w.dims.length !== 2) { skip(`the 'onnxruntime' rule takes 2-D weights, not [${w.dims.join(', ')}]`); continue }
+      if (d % bs !== 0 && !opts.partialBlocks) { skip(`block size ${bs} does not divide dimension ${axes.blockAxis} (${d}) of [${w.dims.join(', ')}]`); continue }
       planned.push({ q, axis: axes.blockAxis })
     }
     for (const { q, axis } of planned) {
@@ -375,6 +440,8 @@ export class QuantSim {
         q.spec.strictSymmetric = false
         q.spec.unsignedSymmetric = false
       } else delete q.spec.lpbq
+      if (rule === 'onnxruntime') q.spec.blockRule = 'onnxruntime'
+      else delete q.spec.blockRule
       q.encodings = undefined
       q.lpbqScales = undefined
       q.frozen = false
@@ -387,6 +454,13 @@ export class QuantSim {
     return result
   }
 
+  /** The node a parameter quantizer belongs to (by name, and reading the tensor: unnamed nodes share the name ''). */
+  #nodeOf(q: Quantizer): Node | undefined {
+    const g = this.model.graph
+    const reads = (n: Node) => n.opType === q.opType && n.inputs.includes(q.tensor)
+    return g.nodes.find((n) => n.name === q.node && reads(n)) ?? g.nodes.find(reads)
+  }
+
   #encodingOptions(q: Quantizer): EncodingOptions {
     return { bitwidth: q.spec.bitwidth, symmetric: q.spec.symmetric, strictSymmetric: q.spec.strictSymmetric, unsignedSymmetric: q.spec.unsignedSymmetric }
   }
@@ -396,6 +470,7 @@ export class QuantSim {
     const w = this.model.graph.initializers.get(q.tensor)!
     if (q.spec.blockSize !== undefined && q.spec.axis !== undefined) {
       const g = blockGeometry(w.dims, q.spec.axis, q.spec.blockSize)
+      if (q.spec.blockRule === 'onnxruntime') return { encodings: onnxruntimeBlockEncodings(w, g, { bitwidth: q.spec.bitwidth, symmetric: q.spec.symmetric }) }
       const blocks = blockEncodings(w, g, this.#encodingOptions(q) as { bitwidth: number; symmetric: boolean })
       if (!q.spec.lpbq) return { encodings: blocks }
       const { scales, encodings } = lpbqFromBlocks(g, blocks, q.spec.bitwidth, q.spec.lpbq.decompressedBitwidth)
@@ -429,7 +504,8 @@ export class QuantSim {
     this.#checkTarget()
     this.#busy = true
     try {
-      const active = this.#quantizers.filter((q) => q.enabled && q.spec.dtype === 'int')
+      // Dynamic activation quantizers have no encodings (they are computed at run time).
+      const active = this.#quantizers.filter((q) => q.enabled && q.spec.dtype === 'int' && !q.spec.dynamic)
       const byName = new Map(active.filter((q) => q.kind !== 'param').map((q) => [q.tensor, q]))
       // A tie counts only while its source quantizer is enabled; otherwise the quantizer is calibrated on its own.
       const tiedSource = (q: Quantizer): Quantizer | undefined => {
@@ -491,7 +567,7 @@ export class QuantSim {
     if (this.#busy) throw new QuantSimError('loadEncodings: computeEncodings is running on this sim')
     const file = typeof source === 'string' ? await readEncodingsFile(source) : parseEncodingsFile(source)
     const result = this.#change(() => applyEncodings(this.model, this.#quantizers, file, opts))
-    this.#calibrated = this.#quantizers.every((q) => !q.enabled || q.spec.dtype === 'float' || (q.encodings?.length ?? 0) > 0 || this.#tiedToEncoded(q))
+    this.#calibrated = this.#quantizers.every((q) => !q.enabled || q.spec.dtype === 'float' || q.spec.dynamic === true || (q.encodings?.length ?? 0) > 0 || this.#tiedToEncoded(q))
     this.#dropRunner()
     return result
   }
@@ -509,10 +585,14 @@ export class QuantSim {
     if (!this.#calibrated) throw new QuantSimError(`${what} needs encodings: call computeEncodings first`)
   }
 
-  /** The QDQ model the sim runs (and exports). */
-  qdqModel(purpose: 'simulation' | 'export' = 'simulation', opset?: number): { model: Model; report: QdqBuildReport } {
+  /**
+   * The QDQ model the sim runs (and exports). `omitZeroPoints`: weights whose zero points are all
+   * 0 get a DequantizeLinear without its zero-point input (ONNX's default), as ONNX Runtime's
+   * weight-only writer does; same numbers.
+   */
+  qdqModel(purpose: 'simulation' | 'export' = 'simulation', opset?: number, opts: { omitZeroPoints?: boolean } = {}): { model: Model; report: QdqBuildReport } {
     this.#requireEncodings(purpose === 'export' ? 'export' : 'run')
-    return buildQdqModel(this.model, this.#quantizers, { purpose, minOpset: opset })
+    return buildQdqModel(this.model, this.#quantizers, { purpose, minOpset: opset, ...(opts.omitZeroPoints ? { omitZeroPoints: true } : {}) })
   }
 
   /** Simulated quantized inference: the QDQ model in ORT with graph optimisations off. */
@@ -547,6 +627,10 @@ export class QuantSim {
       throw new RangeError(`encodingVersion: expected one of ${ENCODING_VERSIONS.join(', ')}, got ${JSON.stringify(opts.encodingVersion)}`)
     }
     const formats = opts.formats ?? ['encodings', 'qdq']
+    const dynamic = this.#quantizers.find((q) => q.enabled && q.spec.dynamic)
+    if (formats.includes('encodings') && dynamic) {
+      throw new QuantSimError(`export: the activation quantizer on ${JSON.stringify(dynamic.tensor)} is dynamic (quantized at run time); AIMET's encodings file cannot hold it. Export with formats: ['qdq']`)
+    }
     const target = resolve(dir)
     await mkdir(target, { recursive: true })
     const staging = await mkdtemp(join(target, `.${prefix}.staging-`))

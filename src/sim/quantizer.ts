@@ -29,6 +29,21 @@ export interface QuantizerSpec {
    * decompressedBitwidth − bitwidth bits.
    */
   lpbq?: { decompressedBitwidth: number }
+  /**
+   * How a blocked parameter's encodings are computed from its values: AIMET's min-max encoding per
+   * block (undefined, the default), or 'onnxruntime': the block grids of ONNX Runtime's
+   * MatMulNBitsQuantizer (crates/quantkit-core/src/nbits.rs `block_grids`; symmetric scale
+   * max(−min/2^(b−1), max/(2^(b−1)−1)), a zero block gets scale 1), which also allows a partial
+   * last block. Set by `sim.setBlockwise({ rule: 'onnxruntime' })`; the precision modes use it.
+   */
+  blockRule?: 'onnxruntime'
+  /**
+   * Activations only: quantized at run time from each tensor's own range, as ONNX's
+   * DynamicQuantizeLinear does (uint8, asymmetric, range widened to include 0); no encodings. The
+   * QDQ model writes DynamicQuantizeLinear → DequantizeLinear. Set by `sim.setQuantizer(t, {
+   * dynamic: true })`; the dynamic precision mode's sim marks its layers' inputs so.
+   */
+  dynamic?: boolean
 }
 
 export interface Quantizer {

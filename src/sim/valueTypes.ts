@@ -30,3 +30,21 @@ export async function discoverValueTypes(model: Model, opts: { name?: string } =
     await runner.close()
   }
 }
+
+const DECLARED_TYPE_NAMES: Record<number, string> = { 1: 'float32', 10: 'float16', 16: 'bfloat16', 6: 'int32', 7: 'int64', 9: 'bool', 11: 'float64' }
+
+/**
+ * Element types the model itself declares (graph inputs, outputs, value_info), without running ONNX
+ * Runtime. Values the model declares nothing about are absent, so placement gives them no
+ * activation quantizer: enough for a sim whose activation quantizers the caller turns off (the
+ * precision modes' sims, src/modes/modeSim.ts).
+ */
+export function declaredValueTypes(model: Model): Map<string, ValueType> {
+  const types = new Map<string, ValueType>()
+  const g = model.graph
+  for (const v of [...g.inputs, ...g.outputs, ...g.valueInfo]) {
+    if (v.elemType === undefined) continue
+    types.set(v.name, { type: DECLARED_TYPE_NAMES[v.elemType] ?? `onnx type ${v.elemType}`, ...(v.shape ? { shape: v.shape.map((d) => d ?? -1) } : {}) })
+  }
+  return types
+}

@@ -148,8 +148,10 @@ pub fn block_grid(lo: f32, hi: f32, spec: &NbitsSpec) -> (f32, u8) {
     (s, z as u8)
 }
 
-/// Quantizes W [K, N] per block of `block_size` rows, per column (see the module docs).
-pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, NbitsError> {
+/// The per-block grids of W [K, N] (`transposed`: W stored [N, K]): scales and unsigned zero points,
+/// both [nb, N] row-major, from each block's range widened to include 0 (see the module docs).
+/// This is the "onnxruntime" block rule QuantSim's parameter quantizers can use (src/sim/blockwise.ts).
+pub fn block_grids(w: &[f32], spec: NbitsSpec, transposed: bool) -> Result<(Vec<f32>, Vec<u8>), NbitsError> {
     spec.check()?;
     let (k, n, bs) = (spec.k, spec.n, spec.block_size);
     if w.len() != k * n {
@@ -159,38 +161,80 @@ pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, 
         return Err(NbitsError::NonFinite { index, value: w[index] });
     }
     let nb = spec.blocks();
-    let mid = 1i64 << (spec.bits - 1);
     let mut lo = vec![0f32; nb * n];
     let mut hi = vec![0f32; nb * n];
-    for (row, chunk) in w.chunks_exact(n.max(1)).enumerate().take(k) {
-        let j = row / bs;
-        let (l, h) = (&mut lo[j * n..(j + 1) * n], &mut hi[j * n..(j + 1) * n]);
-        for c in 0..n {
-            let v = chunk[c];
-            if v < l[c] {
-                l[c] = v;
+    if transposed {
+        for (c, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
+            for (kk, &v) in row.iter().enumerate() {
+                let p = (kk / bs) * n + c;
+                lo[p] = lo[p].min(v);
+                hi[p] = hi[p].max(v);
             }
-            if v > h[c] {
-                h[c] = v;
+        }
+    } else {
+        for (row, chunk) in w.chunks_exact(n.max(1)).enumerate().take(k) {
+            let j = row / bs;
+            let (l, h) = (&mut lo[j * n..(j + 1) * n], &mut hi[j * n..(j + 1) * n]);
+            for c in 0..n {
+                let v = chunk[c];
+                if v < l[c] {
+                    l[c] = v;
+                }
+                if v > h[c] {
+                    h[c] = v;
+                }
             }
         }
     }
     // lo ≤ 0 ≤ hi by construction (both start at 0): the range always includes zero.
     let mut scales = vec![0f32; nb * n];
     let mut zero_points = vec![0u8; nb * n];
-    let mut offsets = vec![0i32; nb * n];
     for i in 0..nb * n {
         let (s, z) = block_grid(lo[i], hi[i], &spec);
         scales[i] = s;
         zero_points[i] = z;
-        if !spec.symmetric {
-            offsets[i] = -(z as i32);
-        }
     }
+    Ok((scales, zero_points))
+}
+
+/// Quantizes W [K, N] per block of `block_size` rows, per column (see the module docs).
+pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, NbitsError> {
+    let (scales, zero_points) = block_grids(w, spec, false)?;
+    quantize_with_grids(w, spec, false, scales, zero_points)
+}
+
+/// W [K, N] (`transposed`: stored [N, K]) coded on given grids (scales and unsigned zero points,
+/// [nb, N]; symmetric grids have zero point 2^(bits−1)): what a writer does with the encodings a
+/// QuantSim parameter quantizer holds. With the grids of [`block_grids`] this is
+/// [`quantize_blockwise`].
+pub fn quantize_with_grids(w: &[f32], spec: NbitsSpec, transposed: bool, scales: Vec<f32>, zero_points: Vec<u8>) -> Result<BlockQuantized, NbitsError> {
+    spec.check()?;
+    let (k, n, bs) = (spec.k, spec.n, spec.block_size);
+    if w.len() != k * n {
+        return Err(NbitsError::Length { expected: k * n, got: w.len() });
+    }
+    let nb = spec.blocks();
+    if scales.len() != nb * n {
+        return Err(NbitsError::Length { expected: nb * n, got: scales.len() });
+    }
+    if zero_points.len() != nb * n {
+        return Err(NbitsError::Length { expected: nb * n, got: zero_points.len() });
+    }
+    let owned;
+    let w = if transposed {
+        owned = transpose(w, n, k);
+        &owned[..]
+    } else {
+        w
+    };
+    let mid = 1i64 << (spec.bits - 1);
     let shape = [k, n];
     let granularity = Granularity::PerBlock { axis: 0, block_size: bs };
     let mut codes = vec![0u8; k * n];
     if spec.symmetric {
+        if let Some(z) = zero_points.iter().find(|&&z| z as i64 != mid) {
+            return Err(NbitsError::Affine(format!("a symmetric grid has zero point {mid}, got {z}")));
+        }
         let mut q = vec![0i8; k * n];
         let aspec = AffineSpec { shape: &shape, granularity, scale: &scales, offset: &[0], qmin: -mid, qmax: mid - 1 };
         affine::quantize(w, &aspec, &mut q)?;
@@ -198,6 +242,7 @@ pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, 
             *c = (*v as i64 + mid) as u8;
         }
     } else {
+        let offsets: Vec<i32> = zero_points.iter().map(|&z| -(z as i32)).collect();
         let aspec = AffineSpec { shape: &shape, granularity, scale: &scales, offset: &offsets, qmin: 0, qmax: spec.qmax() };
         affine::quantize(w, &aspec, &mut codes)?;
     }
@@ -216,19 +261,21 @@ pub fn quantize_blockwise(w: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, 
     Ok(BlockQuantized { spec, codes, scales, zero_points, signal_power: signal, noise_power: noise })
 }
 
-/// [`quantize_blockwise`] of a weight stored transposed, [N, K] (a Gemm with transB=1).
-pub fn quantize_blockwise_transposed(w_nk: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, NbitsError> {
-    let (k, n) = (spec.k, spec.n);
-    if w_nk.len() != k * n {
-        return Err(NbitsError::Length { expected: k * n, got: w_nk.len() });
-    }
-    let mut w = vec![0f32; k * n];
-    for (c, row) in w_nk.chunks_exact(k.max(1)).enumerate().take(n) {
-        for (kk, v) in row.iter().enumerate() {
-            w[kk * n + c] = *v;
+/// x [rows, cols] row-major → [cols, rows].
+pub fn transpose<T: Copy + Default>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); rows * cols];
+    for (r, row) in x.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
         }
     }
-    quantize_blockwise(&w, spec)
+    out
+}
+
+/// [`quantize_blockwise`] of a weight stored transposed, [N, K] (a Gemm with transB=1).
+pub fn quantize_blockwise_transposed(w_nk: &[f32], spec: NbitsSpec) -> Result<BlockQuantized, NbitsError> {
+    let (scales, zero_points) = block_grids(w_nk, spec, true)?;
+    quantize_with_grids(w_nk, spec, true, scales, zero_points)
 }
 
 /// MatMulNBits' three constant inputs.
@@ -339,7 +386,9 @@ pub struct QdqWeights {
     pub zero_points: Option<Vec<u8>>,
 }
 
-fn pack_nibbles(values: impl ExactSizeIterator<Item = u8>) -> Vec<u8> {
+/// Two 4-bit values per byte, the first in the low nibble (onnx.proto's INT4/UINT4 raw_data layout);
+/// only the low 4 bits of each value are kept (a signed int4 code's two's complement).
+pub fn pack_nibbles(values: impl ExactSizeIterator<Item = u8>) -> Vec<u8> {
     let mut out = vec![0u8; values.len().div_ceil(2)];
     for (i, v) in values.enumerate() {
         out[i / 2] |= (v & 0x0f) << ((i & 1) * 4);
@@ -361,6 +410,63 @@ pub fn pack_qdq(q: &BlockQuantized) -> QdqWeights {
         }
     });
     QdqWeights { data, scales: q.scales.clone(), zero_points }
+}
+
+/// W [K, N] with its codes back to floats, `(code − zero_point) · scale` in f32 (DequantizeLinear's
+/// arithmetic), in the stored layout: [K, N], or [N, K] when `transposed`.
+pub fn dequantize(q: &BlockQuantized, transposed: bool) -> Vec<f32> {
+    let (k, n, bs) = (q.spec.k, q.spec.n, q.spec.block_size);
+    let mut out = vec![0f32; k * n];
+    for kk in 0..k {
+        let j = kk / bs;
+        for c in 0..n {
+            let p = j * n + c;
+            let v = (q.codes[kk * n + c] as i32 - q.zero_points[p] as i32) as f32 * q.scales[p];
+            out[if transposed { c * k + kk } else { kk * n + c }] = v;
+        }
+    }
+    out
+}
+
+/// An embedding table [V, D] as `com.microsoft.GatherBlockQuantized` inputs (gather_axis 0,
+/// quantize_axis 1), from the block quantization of W = tableᵀ [K = D, N = V]:
+/// - `data`: uint8 [V, ceil(D·bits/8)], unsigned codes row by row; 4 bits two per byte, low nibble first;
+/// - `scales`: [V, nb];
+/// - `zero_points`: None when symmetric (the op's default is 2^(bits−1)); else uint8 [V, nb] (8
+///   bits) or [V, ceil(nb/2)] packed per row (4 bits).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatherWeights {
+    pub data: Vec<u8>,
+    pub scales: Vec<f32>,
+    pub zero_points: Option<Vec<u8>>,
+}
+
+/// Values [rows, cols] (row-major, taken from `at(r, c)`) packed per row: one byte each (8 bits),
+/// or two per byte, low nibble first, ceil(cols/2) bytes a row (4 bits).
+fn pack_rows(rows: usize, cols: usize, bits: u32, at: impl Fn(usize, usize) -> u8) -> Vec<u8> {
+    let per = if bits == 8 { cols } else { cols.div_ceil(2) };
+    let mut out = vec![0u8; rows * per];
+    for r in 0..rows {
+        let row = &mut out[r * per..(r + 1) * per];
+        for c in 0..cols {
+            let v = at(r, c);
+            if bits == 8 {
+                row[c] = v;
+            } else {
+                row[c / 2] |= (v & 0x0f) << ((c & 1) * 4);
+            }
+        }
+    }
+    out
+}
+
+pub fn pack_gather_rows(q: &BlockQuantized) -> GatherWeights {
+    let spec = q.spec;
+    let (d, v, nb) = (spec.k, spec.n, spec.blocks());
+    let data = pack_rows(v, d, spec.bits, |r, c| q.codes[c * v + r]);
+    let scales = transpose(&q.scales, nb, v);
+    let zero_points = (!spec.symmetric).then(|| pack_rows(v, nb, spec.bits, |r, j| q.zero_points[j * v + r]));
+    GatherWeights { data, scales, zero_points }
 }
 
 #[cfg(test)]
@@ -519,5 +625,46 @@ mod tests {
         assert_eq!(quantize_blockwise(&[0.0; 4], spec(2, 2, 4, 512, true)), Err(NbitsError::BlockSize(512)));
         assert_eq!(quantize_blockwise(&[0.0; 3], spec(2, 2, 4, 16, true)), Err(NbitsError::Length { expected: 4, got: 3 }));
         assert!(matches!(quantize_blockwise(&[0.0, f32::NAN, 0.0, 0.0], spec(2, 2, 4, 16, true)), Err(NbitsError::NonFinite { index: 1, .. })));
+    }
+
+    #[test]
+    fn grids_then_codes_equal_quantize_blockwise_and_transposed_grids_agree() {
+        for &(bits, sym) in &[(4, true), (4, false), (8, true), (8, false)] {
+            let sp = spec(40, 6, bits, 16, sym);
+            let w = weight(40, 6, 5 + bits);
+            let wt = transpose(&w, 40, 6);
+            let (s, z) = block_grids(&w, sp, false).unwrap();
+            assert_eq!(block_grids(&wt, sp, true).unwrap(), (s.clone(), z.clone()));
+            let direct = quantize_blockwise(&w, sp).unwrap();
+            assert_eq!(quantize_with_grids(&wt, sp, true, s.clone(), z.clone()).unwrap(), direct);
+            // Dequantized weights coded again on the same grids give the same codes (GPTQ's hand-back).
+            let back = dequantize(&direct, true);
+            assert_eq!(quantize_with_grids(&back, sp, true, s, z).unwrap().codes, direct.codes);
+        }
+        let sp = spec(16, 1, 4, 16, true);
+        assert!(quantize_with_grids(&[0.0; 16], sp, false, vec![1.0], vec![7]).is_err());
+    }
+
+    #[test]
+    fn gather_rows_hand_built() {
+        // Table [V = 2, D = 4] → W = tableᵀ [K = 4, N = 2]; block 16 (one partial block per row).
+        // Asymmetric 4 bits. Row 0: [0, 1.5, 3, 0.75] → lo 0, hi 3, scale 0.2, zp 0,
+        // codes round(x / 0.2) = [0, 8 (7.5 → 8), 15, 4 (3.75 → 4)].
+        // Row 1: [−1.5, 0, 1.5, 0] → scale 0.2, zp round(7.5) = 8, codes [0, 8, 15 (7.5+8 → 16 sat 15), 8].
+        let table = [0.0f32, 1.5, 3.0, 0.75, -1.5, 0.0, 1.5, 0.0];
+        let sp = spec(4, 2, 4, 16, false);
+        let q = quantize_blockwise_transposed(&table, sp).unwrap();
+        assert_eq!(q.codes, vec![0, 0, 8, 8, 15, 15, 4, 8]); // [K, N]
+        let g = pack_gather_rows(&q);
+        assert_eq!(g.data, vec![0x80, 0x4f, 0x80, 0x8f]);
+        assert_eq!(g.scales, vec![0.2, 0.2]);
+        assert_eq!(g.zero_points, Some(vec![0x00, 0x08]));
+        // Symmetric 8 bits: codes stored unsigned (q + 128), no zero points; scales per row.
+        let sp = spec(4, 2, 8, 16, true);
+        let g = pack_gather_rows(&quantize_blockwise_transposed(&table, sp).unwrap());
+        // Row 0: scale max(0, 3/127); row 1: max(1.5/128, 1.5/127) = 1.5/127.
+        assert_eq!(g.scales, vec![3.0 / 127.0, 1.5 / 127.0]);
+        assert_eq!(g.data, vec![128, 128 + 64, 255, 128 + 32, 1, 128, 255, 128]);
+        assert_eq!(g.zero_points, None);
     }
 }
