@@ -43,7 +43,7 @@ export { accumulateHessians, quantizeGptq, type GptqOptions, type GptqLayerStats
 export type { WeightOnlyReport, WeightOnlyLayer, WeightOnlySkip } from './modes/weightOnlyReport.js'
 export { quantizeNbits, unpackMatMulNBits, type NbitsOptions, type NbitsWeights, type MatMulNBitsUnpacked, type WeightBits, type WeightFormat } from './modes/nbitsWeights.js'
 export type { WeightOnlyOpType } from './modes/weightOnlyOps.js'
-export { convertFloat16, type ConvertFloat16Options, type ConvertFloat16Result } from './modes/convertFloat16.js'
+export { convertFloat16, float16Sim, type ConvertFloat16Options, type ConvertFloat16Result, type Float16SimResult } from './modes/convertFloat16.js'
 export type { Float16Report, Float16BlockedNode, Float16BlockReason, Float16Cast, Float16Overflow } from './modes/float16Report.js'
 export { DEFAULT_FLOAT16_BLOCK_LIST, type DefaultBlockEntry, type DefaultBlockReason } from './modes/float16Ops.js'
 export { FLOAT16_MAX } from './modes/float16Overflow.js'

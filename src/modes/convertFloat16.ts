@@ -7,8 +7,14 @@
 // overflowing output stay float32 too (a value is not followed further: once it has gone through
 // the next op it is usually back in range, and the range check would catch it where not).
 //
-// Only the main graph is rewritten. Weights are converted by the Rust kernel (halfFloat.ts).
-// With `bfloat16`, only storage changes: see bfloat16Storage.ts.
+// The mode is a QuantSim configuration + a writer (docs/modes-architecture.md): the block rules
+// above are placement rules of a sim with float16 placement (src/sim/float16Placement.ts: a float16
+// quantizer on every tensor of the float16 regions, disabled ones with the reason on the nodes kept
+// float32); the range check runs through the sim's calibration tap and places again with the
+// overflowing ops blocked; `float16Sim` hands that sim out (sim.run simulates the float16 model);
+// the writer (writeFloat16) turns the nodes whose tensors carry enabled quantizers into float16
+// nodes. Only the main graph is rewritten. Weights are converted by the Rust kernel (halfFloat.ts).
+// With `bfloat16`, only storage changes (no sim): see bfloat16Storage.ts.
 import { GraphError } from '../errors.js'
 import { cloneModel, opsetVersion, type AttributeValue, type Graph, type Model, type Node } from '../graph/model.js'
 import { allValueNames, uniqueName } from '../graph/names.js'
@@ -23,6 +29,8 @@ import type { CalibrationData } from '../sim/calibrationData.js'
 import type { CalibrationProgress } from '../sim/calibrator.js'
 import { OrtRunner } from '../sim/ortRunner.js'
 import { discoverValueTypes } from '../sim/valueTypes.js'
+import type { Float16PlacementRules } from '../sim/float16Placement.js'
+import { QuantSim } from '../sim/quantSim.js'
 import { storeInitializersAsBfloat16 } from './bfloat16Storage.js'
 import { ANY_TYPE_INPUTS, DEFAULT_FLOAT16_BLOCK_LIST, FLOAT32_INPUTS, FLOAT32_OUTPUTS, SUBGRAPH_OPS } from './float16Ops.js'
 import { findFloat16Overflows, FLOAT16_MAX } from './float16Overflow.js'
@@ -112,11 +120,11 @@ function redirectOuterReads(graph: Graph, from: string, to: string): void {
 
 /**
  * Converts a model to float16 (or stores its weights as bfloat16). Does not change `source`.
+ * The float16 conversion runs on a QuantSim (float16Sim gives the same sim, for simulation).
  */
 export async function convertFloat16(source: ModelSource, opts: ConvertFloat16Options = {}): Promise<ConvertFloat16Result> {
   const input = await resolveModelSource(source)
   checkOptions(opts, input)
-  const keepIoTypes = opts.keepIoTypes ?? true
   const model = cloneModel(input)
   const bytesBefore = modelToBytes(input).byteLength
 
@@ -132,7 +140,7 @@ export async function convertFloat16(source: ModelSource, opts: ConvertFloat16Op
       bytes: { before: bytesBefore, after: 0, ratio: 0 },
     }
   } else {
-    report = await toFloat16(input, model, opts, keepIoTypes, bytesBefore)
+    report = await toFloat16(input, model, opts, bytesBefore)
   }
   const bytes = modelToBytes(model)
   report.bytes = { before: bytesBefore, after: bytes.byteLength, ratio: bytes.byteLength / bytesBefore }
@@ -161,25 +169,130 @@ async function verifyWithOrt(bytes: Uint8Array, model: Model, report: Float16Rep
   }
 }
 
-async function toFloat16(input: Model, model: Model, opts: ConvertFloat16Options, keepIoTypes: boolean, bytesBefore: number): Promise<Float16Report> {
-  const g = model.graph
-  const opset = opsetVersion(model) ?? 1
-  const floats = await floatValues(input)
+/** What the float16 mode decided before writing: the values, the range findings and the blocks. */
+interface Float16Plan {
+  input: Model
+  keepIoTypes: boolean
+  opset: number
+  floats: Set<string>
+  overflow: Float16Overflow[]
+  /** Nodes kept float32, by position in the main graph, with the first reason found. */
+  blocked: Map<number, Float16BlockedNode>
+  /** The placement rules the sim was given for `blocked`. */
+  rules: Float16PlacementRules
+  rangeCheckedOnData: boolean
+}
+
+/** Per-node facts of the input model, by position (node objects differ between the sim's copy and the writer's). */
+function graphFacts(g: Graph, floats: Set<string>) {
   const isFloat = (v: string) => v !== '' && floats.has(v)
+  const producer = new Map<string, number>()
+  const readers = new Map<string, { index: number; slot: number }[]>()
+  g.nodes.forEach((node, index) => {
+    for (const o of node.outputs) if (o !== '') producer.set(o, index)
+    node.inputs.forEach((v, slot) => { if (v !== '') (readers.get(v) ?? readers.set(v, []).get(v)!).push({ index, slot }) })
+    for (const v of implicitInputs(node)) (readers.get(v) ?? readers.set(v, []).get(v)!).push({ index, slot: -1 })
+  })
+  const touchesFloat = (n: Node) => n.inputs.some(isFloat) || n.outputs.some(isFloat) || [...implicitInputs(n)].some(isFloat)
+  return { isFloat, producer, readers, touchesFloat }
+}
+
+/** Precision input `slot` of `node` needs when the node computes in float16 (op tables of float16Ops.ts). */
+function tableNeed(node: Node, slot: number, opset: number): Need {
+  if (slot >= 0 && ANY_TYPE_INPUTS[node.opType]?.includes(slot)) return 'any'
+  if (slot < 0 || FLOAT32_INPUTS[node.opType]?.(opset).includes(slot)) return 32
+  return 16
+}
+
+/**
+ * Which nodes stay float32, and why (first reason wins): nodeBlockList, subgraphs, other domains,
+ * then values beyond float16's range (producers first, so that an op whose output overflows is
+ * named for that even when it also reads an overflowing value; then the direct consumers), then
+ * the block list, then Constants read in float32.
+ */
+function decideBlocks(g: Graph, plan: Pick<Float16Plan, 'floats' | 'keepIoTypes' | 'opset'>, overflow: readonly Float16Overflow[], opts: ConvertFloat16Options): Map<number, Float16BlockedNode> {
+  const { isFloat, producer, readers, touchesFloat } = graphFacts(g, plan.floats)
   const blockList = new Set(opts.blockList ?? Object.keys(DEFAULT_FLOAT16_BLOCK_LIST))
   const nodeBlockList = new Set(opts.nodeBlockList ?? [])
-  const graphInputs = new Set(g.inputs.map((v) => v.name))
-  const graphOutputs = new Set(g.outputs.map((v) => v.name))
-  const producer = new Map<string, Node>()
-  const readers = new Map<string, { node: Node; index: number }[]>()
-  for (const node of g.nodes) {
-    for (const o of node.outputs) if (o !== '') producer.set(o, node)
-    node.inputs.forEach((v, index) => { if (v !== '') (readers.get(v) ?? readers.set(v, []).get(v)!).push({ node, index }) })
-    for (const v of implicitInputs(node)) (readers.get(v) ?? readers.set(v, []).get(v)!).push({ node, index: -1 })
+  const blocked = new Map<number, Float16BlockedNode>()
+  const block = (index: number, b: Omit<Float16BlockedNode, 'node' | 'opType'>) => {
+    const node = g.nodes[index]!
+    if (!blocked.has(index)) blocked.set(index, { node: node.name, opType: node.opType, ...b })
   }
-  const touchesFloat = (n: Node) => n.inputs.some(isFloat) || n.outputs.some(isFloat) || [...implicitInputs(n)].some(isFloat)
+  g.nodes.forEach((node, i) => {
+    if (!touchesFloat(node)) return
+    if (nodeBlockList.has(node.name)) block(i, { reason: 'nodeBlockList', detail: 'named in nodeBlockList' })
+    else if (SUBGRAPH_OPS.has(node.opType) || subgraphsOf(node).length > 0) block(i, { reason: 'subgraph', detail: 'holds subgraphs, which stay float32 (Casts around the node)' })
+    else if (node.domain !== '' && node.domain !== 'ai.onnx') block(i, { reason: 'domain', detail: `domain ${q(node.domain)}: type constraints unknown to quantkit` })
+  })
+  const seen = (f: Float16Overflow) => `max |x| = ${f.maxAbs.toPrecision(6)} > ${FLOAT16_MAX}${f.source === 'data' ? ' on the data' : ''}`
+  for (const f of overflow) {
+    const p = producer.get(f.tensor)
+    if (p !== undefined) block(p, { reason: 'overflow', detail: `output ${q(f.tensor)}: ${seen(f)}`, tensor: f.tensor, maxAbs: f.maxAbs })
+    else if (f.source === 'weight') {
+      for (const r of readers.get(f.tensor) ?? []) block(r.index, { reason: 'overflow', detail: `weight ${q(f.tensor)}: ${seen(f)}`, tensor: f.tensor, maxAbs: f.maxAbs })
+    }
+  }
+  for (const f of overflow) {
+    for (const r of readers.get(f.tensor) ?? []) block(r.index, { reason: 'overflowConsumer', detail: `reads ${q(f.tensor)}: ${seen(f)}`, tensor: f.tensor, maxAbs: f.maxAbs })
+  }
+  g.nodes.forEach((node, i) => {
+    if (touchesFloat(node) && blockList.has(node.opType)) {
+      const d = DEFAULT_FLOAT16_BLOCK_LIST[node.opType]
+      block(i, { reason: 'blockList', detail: d ? `${d.reason}: ${d.detail}` : 'op type in blockList' })
+    }
+  })
+  // A constant is float16 only when its readers want it so (Resize's scales stay exact).
+  const fp16 = (i: number) => touchesFloat(g.nodes[i]!) && !blocked.has(i)
+  const need = (i: number, slot: number): Need => (slot >= 0 && tableNeed(g.nodes[i]!, slot, plan.opset) === 'any' ? 'any' : slot < 0 || !fp16(i) ? 32 : tableNeed(g.nodes[i]!, slot, plan.opset))
+  const graphOutputs = new Set(g.outputs.map((v) => v.name))
+  g.nodes.forEach((node, i) => {
+    const out = node.outputs[0]
+    if (node.opType !== 'Constant' || !fp16(i) || !out || !isFloat(out)) return
+    const needs = (readers.get(out) ?? []).map((r) => need(r.index, r.slot))
+    const half = !(graphOutputs.has(out) && plan.keepIoTypes) && needs.includes(16) && !needs.includes(32)
+    if (!half) block(i, { reason: 'float32Readers', detail: 'its value is read in float32 (Resize scales, a float32 region, a graph output), so it keeps its exact float32 value' })
+  })
+  return blocked
+}
 
-  // 1. Values beyond float16's range: weights always, activations when data is given.
+function placementRules(plan: Pick<Float16Plan, 'floats' | 'keepIoTypes' | 'opset'>, blocked: Map<number, Float16BlockedNode>): Float16PlacementRules {
+  return {
+    isFloat: (v) => plan.floats.has(v),
+    blocked: new Map([...blocked].map(([i, b]) => [i, `kept float32 (${b.reason}): ${b.detail}`])),
+    inputNeed: (node, slot) => tableNeed(node, slot, plan.opset),
+    float32Outputs: (node) => FLOAT32_OUTPUTS[node.opType] ?? [],
+    keepIoTypes: plan.keepIoTypes,
+  }
+}
+
+/** The sim's copy of the model: node names made unique and non-empty (float16 placement finds per-reader quantizers by name). */
+function simCopy(input: Model): Model {
+  const m = cloneModel(input)
+  m.graph.nodes = m.graph.nodes.map((n) => ({ ...n }))
+  const names = new Set<string>()
+  for (const n of m.graph.nodes) names.add(n.name)
+  const used = new Set<string>()
+  m.graph.nodes.forEach((n, i) => {
+    if (n.name !== '' && !used.has(n.name)) { used.add(n.name); return }
+    let name = `${n.opType}_fp16sim_${i}`
+    for (let k = 1; names.has(name) || used.has(name); k++) name = `${n.opType}_fp16sim_${i}_${k}`
+    n.name = name
+    used.add(name)
+  })
+  return m
+}
+
+/**
+ * Plans the conversion on a QuantSim with float16 placement: weights beyond float16's range,
+ * block rules, the sim, the range check on `opts.data` through the sim's calibration tap, and
+ * the quantizers of overflowing ops disabled (the sim placed again). The sim is ready to run.
+ */
+async function planOnSim(input: Model, opts: ConvertFloat16Options): Promise<{ sim: QuantSim; plan: Float16Plan }> {
+  const keepIoTypes = opts.keepIoTypes ?? true
+  const g = input.graph
+  const base = { floats: await floatValues(input), keepIoTypes, opset: opsetVersion(input) ?? 1 }
+  // Values beyond float16's range: weights always (in Rust), activations when data is given (below).
   const overflow: Float16Overflow[] = []
   const weightMax = (t: Tensor) => (t.dataType === FLOAT ? maxAbsFinite(t.data as Float32Array) : 0)
   for (const [name, t] of g.initializers) {
@@ -193,48 +306,130 @@ async function toFloat16(input: Model, model: Model, opts: ConvertFloat16Options
       if (m > FLOAT16_MAX) overflow.push({ tensor: node.outputs[0], node: node.name, opType: node.opType, maxAbs: m, source: 'weight' })
     }
   }
-  if (opts.data !== undefined) {
-    const tapped = [...g.inputs.map((v) => v.name).filter((n) => isFloat(n) && !g.initializers.has(n))]
-    for (const node of g.nodes) for (const o of node.outputs) if (isFloat(o) && node.opType !== 'Constant') tapped.push(o)
-    for (const f of await findFloat16Overflows(input, tapped, opts.data, { signal: opts.signal, onProgress: opts.onProgress, intraOpNumThreads: opts.intraOpNumThreads })) {
-      const p = producer.get(f.tensor)
-      overflow.push({ tensor: f.tensor, node: p?.name, opType: p?.opType, maxAbs: f.maxAbs, source: 'data' })
+  let blocked = decideBlocks(g, base, overflow, opts)
+  const sim = await QuantSim.create(simCopy(input), { prepare: false, float16: placementRules(base, blocked), intraOpNumThreads: opts.intraOpNumThreads })
+  try {
+    if (opts.data !== undefined) {
+      // The tensors the sim's placement gave a quantizer to: graph inputs and node outputs (not Constants).
+      const tapped = sim.quantizers.filter((x) => (x.kind === 'input' && x.node === '') || (x.kind === 'output' && x.opType !== 'Constant')).map((x) => x.tensor)
+      const found = findFloat16Overflows(await sim.observeRanges(opts.data, tapped, { signal: opts.signal, onProgress: opts.onProgress }))
+      const { producer } = graphFacts(g, base.floats)
+      for (const f of found) {
+        const p = producer.get(f.tensor)
+        const node = p === undefined ? undefined : g.nodes[p]
+        overflow.push({ tensor: f.tensor, node: node?.name, opType: node?.opType, maxAbs: f.maxAbs, source: 'data' })
+      }
+      if (found.length > 0) {
+        blocked = decideBlocks(g, base, overflow, opts)
+        sim.setFloat16Placement(placementRules(base, blocked))
+      }
     }
+    await sim.computeEncodings([]) // float16 quantizers have no encodings; this only marks the sim ready
+    return { sim, plan: { input, ...base, overflow, blocked, rules: placementRules(base, blocked), rangeCheckedOnData: opts.data !== undefined } }
+  } catch (err) {
+    await sim.close()
+    throw err
+  }
+}
+
+export interface Float16SimResult {
+  /**
+   * The QuantSim of the float16 conversion: a float16 quantizer (Cast to float16 and back) on every
+   * float32 tensor of the regions that will compute in float16; the quantizers of nodes kept
+   * float32 are disabled with the reason as their `note`. `sim.run` simulates the float16 model.
+   * Close it when done.
+   */
+  sim: QuantSim
+  /** Nodes kept float32 and values beyond float16's range, as convertFloat16's report gives them. */
+  blocked: Float16BlockedNode[]
+  overflow: Float16Overflow[]
+}
+
+/**
+ * The float16 mode as a QuantSim configuration, without writing: placement, block list and range
+ * check as convertFloat16 applies them (same options; `bfloat16` and `verify` do not apply).
+ * For checking quality on the simulated float16 model before converting.
+ */
+export async function float16Sim(source: ModelSource, opts: ConvertFloat16Options = {}): Promise<Float16SimResult> {
+  const input = await resolveModelSource(source)
+  checkOptions(opts, input)
+  if (opts.bfloat16) throw new TypeError('float16Sim: bfloat16 storage keeps float32 compute; there is nothing to simulate')
+  const { sim, plan } = await planOnSim(input, opts)
+  return { sim, blocked: [...plan.blocked.values()], overflow: plan.overflow }
+}
+
+async function toFloat16(input: Model, model: Model, opts: ConvertFloat16Options, bytesBefore: number): Promise<Float16Report> {
+  const { sim, plan } = await planOnSim(input, opts)
+  try {
+    return writeFloat16(model, sim, plan, bytesBefore)
+  } finally {
+    await sim.close()
+  }
+}
+
+/**
+ * The writer: the nodes whose float tensors all carry enabled float16 quantizers in the sim become
+ * float16 nodes (weights converted, type attributes rewritten), with Casts where float16 and
+ * float32 regions meet and at the graph's edges (keepIoTypes). `model` is the writer's clone of
+ * `plan.input` (same node order as the sim's copy).
+ */
+function writeFloat16(model: Model, sim: QuantSim, plan: Float16Plan, bytesBefore: number): Float16Report {
+  const g = model.graph
+  const { input, keepIoTypes, opset, overflow } = plan
+  const { isFloat, touchesFloat } = graphFacts(g, plan.floats)
+  const graphInputs = new Set(g.inputs.map((v) => v.name))
+  const graphOutputs = new Set(g.outputs.map((v) => v.name))
+  const producer = new Map<string, Node>()
+  const readers = new Map<string, { node: Node; index: number }[]>()
+  for (const node of g.nodes) {
+    for (const o of node.outputs) if (o !== '') producer.set(o, node)
+    node.inputs.forEach((v, index) => { if (v !== '') (readers.get(v) ?? readers.set(v, []).get(v)!).push({ node, index }) })
+    for (const v of implicitInputs(node)) (readers.get(v) ?? readers.set(v, []).get(v)!).push({ node, index: -1 })
   }
 
-  // 2. Which nodes stay float32, and why (first reason wins).
-  const blocked = new Map<Node, Float16BlockedNode>()
-  const block = (node: Node, b: Omit<Float16BlockedNode, 'node' | 'opType'>) => {
-    if (!blocked.has(node)) blocked.set(node, { node: node.name, opType: node.opType, ...b })
+  // Which nodes compute in float16: read from the sim's quantizers. A value whose own quantizer is
+  // enabled is float16 for every reader; a float32 value is float16 for the readers that have a
+  // quantizer of their own on it.
+  const whole = new Set<string>()
+  const perReader = new Set<string>()
+  const paramOn = new Set<string>()
+  for (const x of sim.quantizers) {
+    if (!x.enabled || x.spec.dtype !== 'float' || x.spec.bitwidth !== 16) continue
+    if (x.kind === 'input' && x.node !== '') perReader.add(`${x.tensor}\u0000${x.node}`)
+    else whole.add(x.tensor)
+    if (x.kind === 'param') paramOn.add(x.tensor)
   }
-  for (const node of g.nodes) {
-    if (!touchesFloat(node)) continue
-    if (nodeBlockList.has(node.name)) block(node, { reason: 'nodeBlockList', detail: 'named in nodeBlockList' })
-    else if (SUBGRAPH_OPS.has(node.opType) || subgraphsOf(node).length > 0) block(node, { reason: 'subgraph', detail: 'holds subgraphs, which stay float32 (Casts around the node)' })
-    else if (node.domain !== '' && node.domain !== 'ai.onnx') block(node, { reason: 'domain', detail: `domain ${q(node.domain)}: type constraints unknown to quantkit` })
-  }
-  // Producers first, so that an op whose output overflows is named for that even when it also
-  // reads an overflowing value; then the direct consumers.
-  const seen = (f: Float16Overflow) => `max |x| = ${f.maxAbs.toPrecision(6)} > ${FLOAT16_MAX}${f.source === 'data' ? ' on the data' : ''}`
-  for (const f of overflow) {
-    const p = producer.get(f.tensor)
-    if (p) block(p, { reason: 'overflow', detail: `output ${q(f.tensor)}: ${seen(f)}`, tensor: f.tensor, maxAbs: f.maxAbs })
-    else if (f.source === 'weight') {
-      for (const r of readers.get(f.tensor) ?? []) block(r.node, { reason: 'overflow', detail: `weight ${q(f.tensor)}: ${seen(f)}`, tensor: f.tensor, maxAbs: f.maxAbs })
+  const simNodes = sim.model.graph.nodes
+  if (simNodes.length !== g.nodes.length) throw new Error('internal: the float16 sim and the writer see different graphs')
+  const fromSim = (i: number): boolean | undefined => {
+    const node = g.nodes[i]!
+    if (!touchesFloat(node) || subgraphsOf(node).length > 0) return false
+    const keep32 = FLOAT32_OUTPUTS[node.opType] ?? []
+    let outputs = false
+    for (const [s, o] of node.outputs.entries()) {
+      if (!isFloat(o) || keep32.includes(s)) continue
+      if (!whole.has(o)) return false
+      outputs = true
     }
-  }
-  for (const f of overflow) {
-    for (const r of readers.get(f.tensor) ?? []) block(r.node, { reason: 'overflowConsumer', detail: `reads ${q(f.tensor)}: ${seen(f)}`, tensor: f.tensor, maxAbs: f.maxAbs })
-  }
-  for (const node of g.nodes) {
-    if (touchesFloat(node) && blockList.has(node.opType)) {
-      const d = DEFAULT_FLOAT16_BLOCK_LIST[node.opType]
-      block(node, { reason: 'blockList', detail: d ? `${d.reason}: ${d.detail}` : 'op type in blockList' })
+    let ownReads = false
+    for (const [s, v] of node.inputs.entries()) {
+      if (!isFloat(v) || tableNeed(node, s, opset) !== 16) continue
+      const own = perReader.has(`${v}\u0000${simNodes[i]!.name}`)
+      if (!own && !whole.has(v)) return false
+      ownReads ||= own
     }
+    // A node without float outputs reading float16 values its producers already wrote shows nothing in the sim.
+    return outputs || ownReads ? true : undefined
   }
-
-  // 3. Precision of every float value: where it is produced, and what each reader needs.
-  const fp16Node = (n: Node) => touchesFloat(n) && !blocked.has(n)
+  const half = new Set<Node>()
+  g.nodes.forEach((node, i) => {
+    const s = fromSim(i)
+    const rule = touchesFloat(node) && !plan.blocked.has(i)
+    if (s !== undefined && s !== rule) throw new Error(`internal: the float16 sim's quantizers and the block rules disagree on node ${q(node.name)} (${node.opType})`)
+    if (s ?? rule) half.add(node)
+  })
+  const blocked = new Map<Node, Float16BlockedNode>([...plan.blocked].map(([i, b]) => [g.nodes[i]!, b]))
+  const fp16Node = (n: Node) => half.has(n)
   const need = (node: Node, index: number): Need => {
     if (index >= 0 && ANY_TYPE_INPUTS[node.opType]?.includes(index)) return 'any'
     if (index < 0 || !fp16Node(node)) return 32
@@ -250,10 +445,9 @@ async function toFloat16(input: Model, model: Model, opts: ConvertFloat16Options
   const home = new Map<string, Precision>()
   for (const v of g.inputs) if (isFloat(v.name)) home.set(v.name, keepIoTypes ? 32 : byReaders(v.name))
   for (const k of g.initializers.keys()) if (isFloat(k) && !home.has(k)) home.set(k, byReaders(k))
-  for (const node of g.nodes) {
-    if (node.opType === 'Constant' && fp16Node(node) && node.outputs[0] && isFloat(node.outputs[0])) {
-      // A constant is float16 only when its readers want it so (Resize's scales stay exact).
-      if (byReaders(node.outputs[0]) === 32) block(node, { reason: 'float32Readers', detail: 'its value is read in float32 (Resize scales, a float32 region, a graph output), so it keeps its exact float32 value' })
+  for (const [k, p] of home) {
+    if (g.initializers.has(k) && !graphInputs.has(k) && g.initializers.get(k)!.dataType === FLOAT && (p === 16) !== paramOn.has(k)) {
+      throw new Error(`internal: the float16 sim's quantizer on weight ${q(k)} disagrees with the writer`)
     }
   }
   for (const node of g.nodes) {
@@ -346,7 +540,7 @@ async function toFloat16(input: Model, model: Model, opts: ConvertFloat16Options
     blockedOps: count(cloned, (n) => n.opType),
     blocked: [...blocked.values()],
     overflow,
-    rangeCheckedOnData: opts.data !== undefined,
+    rangeCheckedOnData: plan.rangeCheckedOnData,
     initializers: initStats,
     casts,
     castsInserted: casts.length,

@@ -32,6 +32,7 @@ import { placeQuantizers, type Placement } from './placement.js'
 import type { Quantizer } from './quantizer.js'
 import { blockAxes, blockEncodings, blockGeometry, lpbqFromBlocks, onnxruntimeBlockEncodings, onnxruntimeRuleUnsupported, type LpbqScales } from './blockwise.js'
 import { declaredValueTypes, discoverValueTypes } from './valueTypes.js'
+import { placeFloat16Quantizers, type Float16PlacementRules } from './float16Placement.js'
 
 export class QuantSimError extends QuantkitError {
   override name = 'QuantSimError'
@@ -71,6 +72,21 @@ export interface QuantSimOptions extends QuantizerDefaultsOptions {
    * activation quantizer. For sims whose activation quantizers are off anyway (precision modes).
    */
   valueTypes?: 'onnxruntime' | 'declared'
+  /**
+   * Float16 placement instead of AIMET's (src/sim/float16Placement.ts): every float32 tensor of the
+   * regions the rules leave in float16 carries a float16 quantizer (a Cast pair in the QDQ model),
+   * the nodes the rules keep in float32 carry disabled ones with the reason as their note. The
+   * float16 precision mode's sim (src/modes/convertFloat16.ts). No ORT type discovery: the rules
+   * say which values are float. Node names must be unique and non-empty.
+   */
+  float16?: Float16PlacementRules
+}
+
+/** `sim.observeRanges`: the extremes of a float tensor over the data. */
+export interface ObservedRange {
+  tensor: string
+  min: number
+  max: number
 }
 
 export interface QuantSimReport {
@@ -207,8 +223,9 @@ export class QuantSim {
     if (opts.valueTypes !== undefined && opts.valueTypes !== 'onnxruntime' && opts.valueTypes !== 'declared') {
       throw new TypeError(`valueTypes: expected 'onnxruntime' or 'declared', got ${JSON.stringify(opts.valueTypes)}`)
     }
-    const types = opts.valueTypes === 'declared' ? declaredValueTypes(model) : await discoverValueTypes(model)
-    const placement = placeQuantizers(model, { config, param: defaults.param, activation: defaults.activation, types, gatherTables: opts.gatherTables ?? false })
+    const placement = opts.float16 !== undefined
+      ? placeFloat16Quantizers(model, opts.float16)
+      : placeQuantizers(model, { config, param: defaults.param, activation: defaults.activation, types: opts.valueTypes === 'declared' ? declaredValueTypes(model) : await discoverValueTypes(model), gatherTables: opts.gatherTables ?? false })
     const q = placement.quantizers
     const report: QuantSimReport = {
       config: config.source,
@@ -277,6 +294,47 @@ export class QuantSim {
   /** Every quantizer, with its tensor, kind, enabled flag, spec and (after calibration) encodings. */
   get quantizers(): readonly Quantizer[] {
     return this.#quantizers
+  }
+
+  /**
+   * Places the quantizers again with new float16 rules (a sim created with `float16`): how the
+   * float16 mode disables the quantizers of ops its range check found overflowing. Encodings are
+   * cleared (float16 quantizers have none; computeEncodings must run again before `run`).
+   */
+  setFloat16Placement(rules: Float16PlacementRules): void {
+    if (this.#busy) throw new QuantSimError('setFloat16Placement: computeEncodings is running on this sim')
+    if (!this.#quantizers.every((q) => q.spec.dtype === 'float' && q.spec.bitwidth === 16)) {
+      throw new QuantSimError('setFloat16Placement: this sim was not created with float16 placement (QuantSimOptions.float16)')
+    }
+    const placement = placeFloat16Quantizers(this.model, rules)
+    this.#quantizers.splice(0, this.#quantizers.length, ...placement.quantizers)
+    const q = this.#quantizers
+    this.report.placement.notes.push(...placement.notes)
+    this.report.quantizers = {
+      activations: q.filter((x) => x.kind !== 'param' && x.enabled).length,
+      params: q.filter((x) => x.kind === 'param' && x.enabled).length,
+      disabled: q.filter((x) => !x.enabled).length,
+      tied: 0,
+    }
+    this.#calibrated = false
+    this.#dropRunner()
+  }
+
+  /**
+   * The extremes (min, max) of float tensors of the sim's float model over `data`, through the
+   * calibration tap (src/sim/calibrator.ts: min_max targets are reduced inside the graph, so two
+   * scalars per tensor and batch leave ORT). The float16 mode's range check. Quantizers are not
+   * changed.
+   */
+  async observeRanges(data: CalibrationData, tensors: readonly string[], opts: Pick<CalibrateOptions, 'onProgress' | 'signal' | 'maxBytesPerRun'> = {}): Promise<ObservedRange[]> {
+    if (this.#busy) throw new QuantSimError('observeRanges: computeEncodings is running on this sim')
+    this.#busy = true
+    try {
+      const observed = await calibrate(this.model, tensors.map((tensor) => ({ tensor, scheme: 'min_max' as const, encoding: { bitwidth: 8 } })), data, { ...opts, intraOpNumThreads: this.#threads })
+      return observed.map((o) => ({ tensor: o.tensor, min: o.min, max: o.max }))
+    } finally {
+      this.#busy = false
+    }
   }
 
   #find(tensor: string): Quantizer[] {
