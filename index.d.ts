@@ -96,6 +96,10 @@ export interface AdaroundLayerResult {
   flips: number
   iterations: number
   millis: number
+  /** The loop's time split: the layer's forward and loss, its weight gradient, the rest. */
+  forwardMs: number
+  backwardMs: number
+  updateMs: number
 }
 
 export declare function affineDequantize(q: Uint8Array, intType: string, scale: Float32Array, offset: Int32Array, shape: Array<number>, axis?: number | undefined | null, blockSize?: number | undefined | null): Float32Array
@@ -242,7 +246,51 @@ export interface LayerOutput {
   shape: Array<number>
 }
 
+/** X (cols×k, row-major) minimising ‖A·X − B‖² + ridge·‖X‖²; A rows×cols, B rows×k. */
+export declare function leastSquaresAsync(a: Float32Array, rows: number, cols: number, b: Float32Array, k: number, ridge?: number | undefined | null): Promise<unknown>
+
+/**
+ * Factors the row-major rows×cols `a` into left (rows×rank) · right (rank×cols).
+ * `split`: 'balanced' (default) | 'left' | 'right'; `method`: 'auto' (default) | 'full' |
+ * 'randomized'; `seed`: a non-negative integer below 2⁵³ (default 0).
+ */
+export declare function lowRankFactorsAsync(a: Float32Array, rows: number, cols: number, rank: number, split?: string | undefined | null, method?: string | undefined | null, seed?: number | undefined | null): Promise<unknown>
+
+export interface LowRankFactorsResult {
+  left: Float32Array
+  right: Float32Array
+  rank: number
+  singularValues: Float64Array
+  exact: boolean
+}
+
 export declare function maxAbsFiniteNative(x: Float32Array): number
+
+export declare function nbitsBlockGrids(w: Float32Array, k: number, n: number, transposed: boolean, bits: number, blockSize: number, symmetric: boolean): NbitsGrids
+
+/**
+ * MatMulNBits' inputs back to the dequantized weight, (code − zero point)·scale in f32, in the
+ * stored layout ([K, N], or [N, K] when `transposed`).
+ */
+export declare function nbitsDequantizeMatmul(b: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | undefined | null, k: number, n: number, bits: number, blockSize: number, transposed: boolean): Float32Array
+
+/**
+ * One block grid per [nb, N] entry: what QuantSim's "onnxruntime" block rule computes (core
+ * `block_grids`). `w` is [K, N], or [N, K] when `transposed`.
+ */
+export interface NbitsGrids {
+  /** [nb, N]. */
+  scales: Float32Array
+  /** [nb, N], unsigned; 2^(bits−1) everywhere when symmetric. */
+  zeroPoints: Uint8Array
+}
+
+/**
+ * Codes `w` ([K, N], or [N, K] when `transposed`) on given grids (scales and unsigned zero points
+ * [nb, N], e.g. a QuantSim quantizer's encodings) and packs them: 'matmulnbits', 'qdq', or
+ * 'gather' (GatherBlockQuantized rows of the table W = tableᵀ). Borrows `w` until it settles.
+ */
+export declare function nbitsPackAsync(w: Float32Array, k: number, n: number, transposed: boolean, bits: number, blockSize: number, symmetric: boolean, scales: Float32Array, zeroPoints: Uint8Array, format: string, signal?: AbortSignal | undefined | null): Promise<unknown>
 
 /** `w` is [K, N], or [N, K] when `transposed`. */
 export declare function nbitsQuantizeAsync(w: Float32Array, k: number, n: number, transposed: boolean, bits: number, blockSize: number, symmetric: boolean, format: string, signal?: AbortSignal | undefined | null): Promise<unknown>
@@ -271,6 +319,55 @@ export interface NbitsWeights {
   sqnrDb: number
 }
 
+/**
+ * Int4/uint4 codes (one per byte, e.g. an Int8Array's bytes) packed two per byte, low nibble
+ * first (ONNX's 4-bit layout): QuantSim's QDQ export of 4-bit weights.
+ */
+export declare function packNibbles(values: Uint8Array): Uint8Array
+
+export declare function pruningChannelMagnitudes(w: Float32Array, m: number, c: number, inner: number): Float64Array
+
+export declare function pruningContributionGram(x: Float32Array, rows: number, w: Float32Array, m: number, c: number, inner: number): Float64Array
+
+export declare function pruningDesignMatrix(patches: Float32Array, rows: number, c: number, inner: number, keep: Uint32Array, intercept: boolean): Float32Array
+
+export declare function pruningGatherAxis(data: Float32Array, dims: Array<number>, axis: number, keep: Uint32Array): Float32Array
+
+export declare function pruningGreedyKeep(gram: Float64Array, c: number, keep: number): Uint32Array
+
+/** The largest channels·kernel `pruningContributionGram` accepts. */
+export declare function pruningMaxContributionCols(): number
+
+export declare function pruningSampleOutputs(y: Float32Array, images: number, channels: number, win: PruningWindow, positions: Uint32Array): Float32Array
+
+export declare function pruningSamplePatches(x: Float32Array, images: number, win: PruningWindow, positions: Uint32Array, channelsKept?: Uint32Array | undefined | null): Float32Array
+
+export declare function pruningSamplePositions(images: number, perImage: number, win: PruningWindow, seed: number): Uint32Array
+
+/** A reconstructed Conv weight [m, cols] and bias (empty without an intercept). */
+export interface PruningSolution {
+  weight: Float32Array
+  bias: Float32Array
+}
+
+export declare function pruningSplitSolution(x: Float32Array, cols: number, m: number, intercept: boolean): PruningSolution
+
+export declare function pruningTopChannels(scores: Float64Array, keep: number): Uint32Array
+
+/** A 2-D Conv window: sizes are [h, w] pairs, pads the [top, left] ones. */
+export interface PruningWindow {
+  channels: number
+  image: Array<number>
+  out: Array<number>
+  kernel: Array<number>
+  strides: Array<number>
+  dilations: Array<number>
+  padBegin: Array<number>
+}
+
+/** All min(rows, cols) singular values of the row-major rows×cols `a`, descending. */
+export declare function singularValuesAsync(a: Float32Array, rows: number, cols: number): Promise<unknown>
+
 export declare function testPanicAsync(): Promise<unknown>
 
 /**
@@ -278,3 +375,6 @@ export declare function testPanicAsync(): Promise<unknown>
  * so that `__test__/api.test.mjs` can check a panic becomes a JS error and Node survives.
  */
 export declare function testPanicSync(): void
+
+/** A byte matrix [rows, cols] transposed to [cols, rows] (int8/uint8 codes of a Gemm's transB weight). */
+export declare function transposeBytes(x: Uint8Array, rows: number, cols: number): Uint8Array

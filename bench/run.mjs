@@ -36,3 +36,7 @@ console.log(`wrote ${out}`)
 // QuantSim: calibration time, peak RSS, QDQ latency (writes bench/results/quantsim.json itself).
 const quantsim = spawnSync(process.execPath, [join(here, 'quantsim.bench.mjs')], { stdio: 'inherit' })
 if (quantsim.status !== 0) process.exit(1)
+
+// SVD against numpy's LAPACK SVD, 1 thread and all cores (writes bench/results/svd.json itself).
+const svd = spawnSync(process.execPath, [join(here, 'svd.bench.mjs')], { stdio: 'inherit' })
+if (svd.status !== 0) process.exit(1)

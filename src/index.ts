@@ -8,6 +8,7 @@ export {
   type CalibrationScheme, type HistogramEncodingOptions, type HistogramObserverOptions, type MinMaxObserverOptions,
 } from './observers.js'
 export { compareTensors, type ErrorStats } from './metrics.js'
+export { lowRankFactors, singularValues, leastSquares, type SvdFactors, type SvdOptions, type LeastSquaresOptions } from './linalg.js'
 export { loadModel, loadModelSync, type LoadOptions } from './onnx/loadModel.js'
 export { saveModel, modelToBytes, type SaveOptions } from './onnx/saveModel.js'
 export { resolveModelSource, isModel, type ModelSource } from './onnx/modelSource.js'

@@ -9,6 +9,7 @@ mod errors;
 mod gptq;
 mod half;
 mod layers;
+mod linalg;
 mod metrics;
 mod nbits;
 mod observers;

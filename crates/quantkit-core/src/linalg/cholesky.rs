@@ -4,28 +4,9 @@
 //! columns, fine up to n = 4096 (a few seconds on 2 cores).
 
 use rayon::prelude::*;
-use std::fmt;
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum LinalgError {
-    /// The matrix has `len` elements, not n².
-    Shape { n: usize, len: usize },
-    /// The pivot at `index` was not positive (or not finite): the matrix is not positive definite.
-    NotPositiveDefinite { index: usize, pivot: f64 },
-}
+use super::LinalgError;
 
-impl fmt::Display for LinalgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinalgError::Shape { n, len } => write!(f, "expected an {n}×{n} matrix ({} elements), got {len}", n * n),
-            LinalgError::NotPositiveDefinite { index, pivot } => {
-                write!(f, "the matrix is not positive definite: Cholesky pivot {index} is {pivot}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for LinalgError {}
 
 fn check(a: &[f64], n: usize) -> Result<(), LinalgError> {
     if a.len() != n * n {
