@@ -7,6 +7,7 @@ import { QUANTIZE_USAGE, quantizeCommand } from './quantize.js'
 import { RUN_USAGE, runCommand } from './run.js'
 import { EVAL_USAGE, evalCommand } from './evalCommand.js'
 import { ANALYZE_USAGE, analyzeCommand } from './analyzeCommand.js'
+import { COMPRESS_USAGE, compressCommand } from './compressCommand.js'
 import { UsageError } from './usageError.js'
 
 const USAGE = `usage: quantkit <command>
@@ -17,6 +18,7 @@ const USAGE = `usage: quantkit <command>
   analyze <model.onnx> --calib <source> [--data <source>]   per-layer sensitivity, SQNR, weight ranges → report
   inspect <model.onnx> --quantizers [--config <preset|file>] [--json]   the quantizer table QuantSim places
   inspect <model.onnx> --kernels [--optimized-model <out.onnx>] [--json]   integer kernels ONNX Runtime's CPU EP runs (from its optimised graph)
+  compress <model.onnx> --scheme <s> --target <ratio> --eval <module> --out <dir>   weight/spatial SVD or channel pruning with greedy per-layer ratios
   run <job.json> [--json] [--quiet]   the quantize job a job file describes (docs/job-file.md)
   config show <preset|file> [--json]  the rules a config preset or AIMET config file resolves to
   version                      print quantkit's version`
@@ -46,6 +48,12 @@ async function main(argv: string[]): Promise<number> {
         return 0
       }
       return quantizeCommand(rest, interrupt.signal)
+    case 'compress':
+      if (rest.includes('--help')) {
+        console.log(COMPRESS_USAGE)
+        return 0
+      }
+      return compressCommand(rest, interrupt.signal)
     case 'run':
       if (rest.includes('--help')) {
         console.log(RUN_USAGE)

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { QuantkitError } from '../errors.js'
 import { chartLibrary } from './chartLibrary.js'
 import { reportClient } from './reportClient.js'
+import { COMPRESSION_SECTION_TITLE, compressionClient, compressionSection } from './compressionSection.js'
 import type { ReportData, ResultRow } from './reportData.js'
 
 const esc = (s: string): string =>
@@ -65,6 +66,7 @@ const BOOT = `
     return v && typeof v === 'object' && typeof v.$nonFinite === 'string' && Object.keys(v).length === 1 ? Number(v.$nonFinite) : v;
   });
   (${reportClient.toString()})(Chart, data, document);
+  (${compressionClient.toString()})(Chart, data, document);
 })();
 `
 if (/<\/script|<!--/i.test(BOOT)) throw new QuantkitError('report.ts: the compiled report client contains "</script" or "<!--"; it cannot be inlined')
@@ -167,6 +169,7 @@ export function renderReport(data: ReportData): string {
       'Spread is the largest per-channel range of a weight divided by the median one: high spread makes per-tensor quantization coarse and points at cross-layer equalization. Click a bar or use the selector to plot a weight\'s channels.')],
     ['histograms', 'Activation histograms', chartSection(!!data.histograms?.length,
       'Calibration histogram of each activation with the chosen encoding\'s representable range shaded; values outside it are clipped.')],
+    ...(data.compression ? [['compression', COMPRESSION_SECTION_TITLE, compressionSection(data.compression)] as [string, string, string]] : []),
     ['notes', 'Notes', data.notes.length ? `<ul class="notes">${data.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : '<p class="empty">No notes.</p>'],
   ]
   const csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"

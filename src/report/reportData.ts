@@ -1,5 +1,6 @@
 // Everything the HTML report (report.ts) shows, as plain JSON: the analyzer and the quantize
 // command fill it; `report.json` is this object too. Numbers only, no model objects.
+import type { CompressionStats } from '../compression/compressModel.js'
 
 export interface ModelInfo {
   file: string
@@ -77,5 +78,7 @@ export interface ReportData {
   layerSqnr?: LayerSqnr[]
   weightRanges?: WeightRanges[]
   histograms?: ActivationHistogram[]
+  /** Model compression (quantkit compress): per-layer score curves and the chosen ratios. */
+  compression?: CompressionStats
   notes: string[]
 }

@@ -13,3 +13,4 @@ pub mod half;
 pub mod layers;
 pub mod seq_mse;
 pub mod adaround;
+pub mod pruning;

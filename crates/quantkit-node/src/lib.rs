@@ -13,6 +13,7 @@ mod linalg;
 mod metrics;
 mod nbits;
 mod observers;
+mod pruning;
 mod seq_mse;
 
 use napi_derive::napi;
