@@ -16,8 +16,10 @@ import { equalizeModel } from '../techniques/equalizeModel.js'
 import { applySeqMse } from '../techniques/seqMse.js'
 import { applyAdaround } from '../techniques/adaround.js'
 import { applyBiasCorrection } from '../techniques/biasCorrection.js'
+import { equalizedBatchNorms } from '../techniques/analyticalBias.js'
 import { writeReport } from '../report/report.js'
 import type { ReportData } from '../report/reportData.js'
+import { techniquesReportData } from '../report/techniquesData.js'
 import { opHistogram } from '../graph/opHistogram.js'
 import type { CalibrationScheme } from '../observers.js'
 import { progress } from './progress.js'
@@ -43,7 +45,8 @@ export const QUANTIZE_USAGE = `usage: quantkit quantize <model.onnx> --calib <so
   --cle                   cross-layer equalization and high-bias fold before quantizing
   --seq-mse               choose weight ranges by layer output MSE (SeqMSE)
   --adaround <n>          AdaRound the weights with n iterations per layer (AIMET: 10000)
-  --bias-correction       empirical bias correction after calibration
+  --bias-correction       bias correction after calibration (analytical from BatchNorm statistics where
+                          a folded BatchNorm precedes the layer, empirical elsewhere)
   --analyze               per-layer sensitivity, activation SQNR, weight ranges and histograms in the report
   --analyze-layers <n>    measure the sensitivity of the n largest layers only (default: all)
   --no-prepare            quantize the model as is (no BatchNorm folding)
@@ -151,10 +154,13 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
   const prefix = job.output.prefix
   const t = job.techniques ?? {}
   const techniqueReports: Record<string, unknown> = {}
+  // The techniques' full reports, for report.json and the HTML report.
+  const full: Parameters<typeof techniquesReportData>[0] = {}
   let source: Parameters<typeof QuantSim.create>[0] = job.model
   if (t.cle) {
     const eq = await equalizeModel(job.model)
     source = eq.model
+    full.cle = eq.report
     techniqueReports.cle = { sets: eq.report.sets.length, highBiasFold: eq.report.highBiasFold, notes: eq.report.notes }
     log(`quantkit: cross-layer equalization scaled ${eq.report.sets.length} layer groups`)
   }
@@ -168,6 +174,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
     const reference = modelToBytes(sim.model)
     if (t.seqMse) {
       const r = await applySeqMse(sim, () => calib.batches(), { signal })
+      full.seqMse = r
       techniqueReports.seqMse = r.layers.map((l) => ({ node: l.node, lossBefore: l.lossBefore, lossAfter: l.lossAfter }))
       log(`quantkit: SeqMSE chose weight ranges for ${r.layers.length} layers`)
     }
@@ -175,6 +182,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
       const bar0 = progress('adaround', { quiet, unit: 'layers' })
       const r = await applyAdaround(sim, () => calib.batches(), { numIterations: t.adaroundIterations, signal, onProgress: (p) => bar0.update(p.index, p.layers) })
       bar0.done()
+      full.adaround = r
       techniqueReports.adaround = r.layers.map((l) => ({ node: l.node, lossNearest: l.lossNearest, lossAdaround: l.lossAdaround, flips: l.flips }))
     }
     const bar = progress('calibrating', { quiet })
@@ -183,7 +191,9 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
     await sim.computeEncodings(calib.batches(), { signal, onProgress: (p) => { samples = p.samples; bar.update(p.samples, calib.count) } })
     bar.done(`${samples} samples`)
     if (t.biasCorrection) {
-      const r = await applyBiasCorrection(sim, () => calib.batches(), { signal })
+      // After CLE the sim's model has no BatchNorm records of its own: give it the equalized ones.
+      const r = await applyBiasCorrection(sim, () => calib.batches(), { signal, ...(full.cle ? { batchNorms: equalizedBatchNorms(full.cle) } : {}) })
+      full.biasCorrection = r
       techniqueReports.biasCorrection = r.layers.map((l) => ({ node: l.node, meanAbsShift: l.meanAbsShift }))
       log(`quantkit: bias correction shifted ${r.layers.length} biases`)
     }
@@ -235,6 +245,7 @@ export async function runQuantizeJob(job: QuantizeJob, opts: { signal?: AbortSig
         top1Agreement: evaluation.top1Agreement,
       }] : [],
       notes: result.notes,
+      ...(Object.keys(full).length > 0 ? { techniques: techniquesReportData(full) } : {}),
     }
     if (evaluation?.accuracy) report.results.unshift({ name: 'FP32', settings: { precision: 'float32' }, accuracy: evaluation.accuracy.reference, top1Agreement: 1 })
     if (job.analysis.enabled) {

@@ -9,6 +9,7 @@ import { QuantkitError } from '../errors.js'
 import { chartLibrary } from './chartLibrary.js'
 import { reportClient } from './reportClient.js'
 import { COMPRESSION_SECTION_TITLE, compressionClient, compressionSection } from './compressionSection.js'
+import { TECHNIQUES_SECTION_TITLE, techniquesClient, techniquesSection } from './techniquesSection.js'
 import type { ReportData, ResultRow } from './reportData.js'
 
 const esc = (s: string): string =>
@@ -67,6 +68,7 @@ const BOOT = `
   });
   (${reportClient.toString()})(Chart, data, document);
   (${compressionClient.toString()})(Chart, data, document);
+  (${techniquesClient.toString()})(Chart, data, document);
 })();
 `
 if (/<\/script|<!--/i.test(BOOT)) throw new QuantkitError('report.ts: the compiled report client contains "</script" or "<!--"; it cannot be inlined')
@@ -170,6 +172,7 @@ export function renderReport(data: ReportData): string {
     ['histograms', 'Activation histograms', chartSection(!!data.histograms?.length,
       'Calibration histogram of each activation with the chosen encoding\'s representable range shaded; values outside it are clipped.')],
     ...(data.compression ? [['compression', COMPRESSION_SECTION_TITLE, compressionSection(data.compression)] as [string, string, string]] : []),
+    ...(data.techniques ? [['techniques', TECHNIQUES_SECTION_TITLE, techniquesSection(data.techniques)] as [string, string, string]] : []),
     ['notes', 'Notes', data.notes.length ? `<ul class="notes">${data.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : '<p class="empty">No notes.</p>'],
   ]
   const csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"

@@ -1,6 +1,7 @@
 // Everything the HTML report (report.ts) shows, as plain JSON: the analyzer and the quantize
 // command fill it; `report.json` is this object too. Numbers only, no model objects.
 import type { CompressionStats } from '../compression/compressModel.js'
+import type { TechniquesReportData } from './techniquesData.js'
 
 export interface ModelInfo {
   file: string
@@ -80,5 +81,7 @@ export interface ReportData {
   histograms?: ActivationHistogram[]
   /** Model compression (quantkit compress): per-layer score curves and the chosen ratios. */
   compression?: CompressionStats
+  /** Post-training techniques (CLE, SeqMSE, AdaRound, bias correction): what each did per layer. */
+  techniques?: TechniquesReportData
   notes: string[]
 }
