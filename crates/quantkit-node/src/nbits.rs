@@ -41,18 +41,31 @@ pub struct Packed {
 }
 
 fn run(w: &[f32], spec: NbitsSpec, transposed: bool, format: &str) -> napi::Result<Packed> {
+    if format == "gather" {
+        return Err(type_error(format!("format: expected 'matmulnbits' or 'qdq', got {format:?}")));
+    }
     let q = if transposed { core::quantize_blockwise_transposed(w, spec) } else { core::quantize_blockwise(w, spec) }.map_err(core_error)?;
+    pack(&q, format)
+}
+
+/// Lays the codes out as `format` asks: MatMulNBits' packed B, QDQ's int4/int8 tensor, or
+/// GatherBlockQuantized's rows.
+fn pack(q: &core::BlockQuantized, format: &str) -> napi::Result<Packed> {
     let sqnr_db = q.sqnr_db();
     Ok(match format {
         "matmulnbits" => {
-            let p = core::pack_matmul_nbits(&q);
+            let p = core::pack_matmul_nbits(q);
             Packed { data: p.b, scales: p.scales, zero_points: p.zero_points, sqnr_db }
         }
         "qdq" => {
-            let p = core::pack_qdq(&q);
+            let p = core::pack_qdq(q);
             Packed { data: p.data, scales: p.scales, zero_points: p.zero_points, sqnr_db }
         }
-        other => return Err(type_error(format!("format: expected 'matmulnbits' or 'qdq', got {other:?}"))),
+        "gather" => {
+            let p = core::pack_gather_rows(q);
+            Packed { data: p.data, scales: p.scales, zero_points: p.zero_points, sqnr_db }
+        }
+        other => return Err(type_error(format!("format: expected 'matmulnbits', 'qdq' or 'gather', got {other:?}"))),
     })
 }
 
@@ -124,22 +137,7 @@ pub fn nbits_block_grids(w: Float32Array, k: u32, n: u32, transposed: bool, bits
 
 fn run_with_grids(w: &[f32], spec: NbitsSpec, transposed: bool, scales: Vec<f32>, zero_points: Vec<u8>, format: &str) -> napi::Result<Packed> {
     let q = core::quantize_with_grids(w, spec, transposed, scales, zero_points).map_err(core_error)?;
-    let sqnr_db = q.sqnr_db();
-    Ok(match format {
-        "matmulnbits" => {
-            let p = core::pack_matmul_nbits(&q);
-            Packed { data: p.b, scales: p.scales, zero_points: p.zero_points, sqnr_db }
-        }
-        "qdq" => {
-            let p = core::pack_qdq(&q);
-            Packed { data: p.data, scales: p.scales, zero_points: p.zero_points, sqnr_db }
-        }
-        "gather" => {
-            let p = core::pack_gather_rows(&q);
-            Packed { data: p.data, scales: p.scales, zero_points: p.zero_points, sqnr_db }
-        }
-        other => return Err(type_error(format!("format: expected 'matmulnbits', 'qdq' or 'gather', got {other:?}"))),
-    })
+    pack(&q, format)
 }
 
 pub struct NbitsPackTask {
