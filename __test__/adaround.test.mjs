@@ -140,3 +140,48 @@ test('abort leaves the sim as it was; disabled quantizers and unknown layers are
   await t.throwsAsync(applyAdaround(sim, calib, { numIterations: 0 }), { instanceOf: RangeError })
   await sim.close()
 })
+
+// Two Convs: the second layer's target is the float model's output (aimet's fp32_model), not the
+// output of a model whose first layer already carries AdaRounded weights. Checked independently:
+// its reported round-to-nearest loss equals aimet's loss computed here in ORT between (a) the model
+// with the sim's AdaRounded W1 and nearest-rounded W2 and (b) the original float model.
+const twoConvModel = (w1, w2) => buildModel({
+  opset: 13,
+  inputs: [{ name: 'x', dataType: T.FLOAT, dims: ['n', C, H, H] }],
+  outputs: [{ name: 'y', dataType: T.FLOAT, dims: ['n', M, H, H] }],
+  initializers: [
+    { name: 'w1', dataType: T.FLOAT, dims: [M, C, 3, 3], data: w1 }, { name: 'b', dataType: T.FLOAT, dims: [M], data: B },
+    { name: 'w2', dataType: T.FLOAT, dims: [M, M, 3, 3], data: w2 },
+  ],
+  nodes: [
+    { opType: 'Conv', inputs: ['x', 'w1', 'b'], outputs: ['h'], attributes: { pads: [1, 1, 1, 1], kernel_shape: [3, 3] } },
+    { opType: 'Conv', inputs: ['h', 'w2'], outputs: ['y'], attributes: { pads: [1, 1, 1, 1], kernel_shape: [3, 3] } },
+  ],
+})
+
+test('two Convs: targets come from the float model, not from AdaRounded upstream weights', async (t) => {
+  const W2 = Float32Array.from({ length: M * M * 9 }, () => (r() - 0.5) * 0.4)
+  const calib = batches(4, 21)
+  const model = twoConvModel(W, W2)
+  const sim = await QuantSim.create(model, { intraOpNumThreads: 1, paramBitwidth: 4, activationBitwidth: 8 })
+  const report = await applyAdaround(sim, calib, { numIterations: 200 })
+  t.is(report.layers.length, 2)
+  const q2 = sim.quantizers.find((x) => x.tensor === 'w2')
+  const e2 = q2.encodings
+  const near2 = affine.quantizeDequantize(W2, Float32Array.from(e2, (e) => e.scale), Int32Array.from(e2, (e) => e.offset), e2[0].qmin, e2[0].qmax, { shape: [M, M, 3, 3], axis: 0 })
+  const w1a = sim.model.graph.initializers.get('w1').data
+  t.notDeepEqual(Array.from(w1a), Array.from(W), 'the first layer was AdaRounded')
+  const [fp, q] = await Promise.all([model, twoConvModel(w1a, near2)].map((m) => ort.InferenceSession.create(m, { intraOpNumThreads: 1 })))
+  let sum = 0
+  let positions = 0
+  for (const f of calib) {
+    const feeds = { x: new ort.Tensor('float32', f.x.data, f.x.dims) }
+    const [a, b] = [(await fp.run(feeds)).y.data, (await q.run(feeds)).y.data]
+    for (let i = 0; i < a.length; i++) sum += (b[i] - a[i]) ** 2
+    positions += N * H * H // aimet: ‖Δ‖² over dim 1 (channels), mean over samples and positions
+  }
+  const want = sum / positions
+  t.log(`layer 2 nearest loss: reported ${report.layers[1].lossNearest.toExponential(4)}, against FP32 in ORT ${want.toExponential(4)}`)
+  t.true(Math.abs(report.layers[1].lossNearest - want) <= 1e-3 * want)
+  await sim.close()
+})

@@ -2,10 +2,12 @@
 // (aimet_onnx/adaround/adaround_weight.py, adaround_optimizer.py). Layer by layer in topological
 // order, each Conv/Gemm/MatMul weight's rounding (up or down on its quantizer's grid) is learned so
 // that the layer's output matches the float model's:
-// - inputs: the layer's input in the sim with activation quantizers off and weight quantizers on
-//   (the layers before it already AdaRounded), as aimet-onnx samples them;
-// - target: the float model's output of the layer; both pass through the Relu that follows the
-//   layer, if one does (aimet's module_act_func_pair);
+// - inputs: the layer's input in the sim with weight quantizers on (the layers before it already
+//   AdaRounded) and activation quantizers as aimet-onnx 2.42 leaves them (calibrated ones on, others
+//   off: its disable_quantizers context is never entered);
+// - target: the layer's output in a copy of the float model taken when the call starts (sim.model's
+//   weights change layer by layer); both pass through the Relu that follows the layer, if one does
+//   (aimet's module_act_func_pair);
 // - the optimisation itself (rectified sigmoid, annealed regulariser, Adam) runs in Rust
 //   (crates/quantkit-core/src/adaround.rs) on the libuv pool.
 // The result goes into the sim as weights that sit on the grid plus frozen weight encodings, so
@@ -13,7 +15,7 @@
 import type { Encoding } from '../encoding.js'
 import { AbortError, QuantkitError } from '../errors.js'
 import { attrFloat, attrInt } from '../graph/attributes.js'
-import type { Model } from '../graph/model.js'
+import { cloneModel, type Model } from '../graph/model.js'
 import { buildQdqModel } from '../export/qdqModel.js'
 import { callNativeAsync, native } from '../native.js'
 import type { Tensor } from '../onnx/tensor.js'
@@ -57,6 +59,12 @@ export interface AdaroundOptions {
   applyActivation?: boolean
   /** Bytes of cached inputs and targets per layer before an error (default 1 GiB). */
   maxCacheBytes?: number
+  /**
+   * Activation quantizers for the cached inputs: 'asCalibrated' (default, as aimet-onnx 2.42 ends up
+   * doing) keeps those that had encodings when the call started; 'off' disables them all (inputs of
+   * a weights-only sim, what aimet's code intends).
+   */
+  inputActivations?: 'asCalibrated' | 'off'
   /** Seed of the mini-batch sampling (default 0: runs are reproducible). */
   seed?: number
   onProgress?: (p: AdaroundProgress) => void
@@ -75,7 +83,14 @@ export interface AdaroundLayer {
   flips: number
   weights: number
   activation: 'none' | 'relu'
+  /** Wall time of the layer; of it, caching its inputs and targets (ORT), and the Rust loop. */
   ms: number
+  tapMs: number
+  optimiseMs: number
+  /** The loop's split: the layer's forward and loss, its weight gradient, the rest (Adam, …). */
+  forwardMs: number
+  backwardMs: number
+  updateMs: number
 }
 
 export interface AdaroundReport {
@@ -197,11 +212,20 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
   }
 
   const batches = await cacheBatches(data, opts.numBatches)
+  // Activation quantizers that are calibrated now stay on for the cached inputs (aimet-onnx 2.42's
+  // `disable_quantizers(...) and TemporaryDirectory()` never disables them); uncalibrated ones are
+  // pass-through there (OpMode.updateStats), so off here, even after the computeEncodings below.
+  const calibratedActivations = new Set(sim.quantizers.filter((x) => x.kind !== 'param' && x.enabled && x.encodings?.length))
+  const inputActivations = opts.inputActivations ?? 'asCalibrated'
   if (targets.some(({ q }) => !q.encodings?.length)) await sim.computeEncodings(batches, { signal })
   for (const { q } of targets) {
     if (!q.encodings?.length) throw new AdaroundError(`AdaRound: weight ${JSON.stringify(q.tensor)} has no encoding after computeEncodings`)
   }
 
+  // Targets come from the float model as it is now: sim.model's weights are replaced layer by layer
+  // below, and a target computed from AdaRounded upstream weights would ask each layer to copy the
+  // upstream error instead of compensating it (aimet's fp32_model is a copy taken here too).
+  const fp32Model = cloneModel(sim.model)
   // What to restore when the call does not complete.
   const saved = targets.map(({ site, q }) => ({ q, weight: site.weight, encodings: q.encodings, frozen: q.frozen }))
   const tapOpts = { numBatches: batches.length, signal, purpose: 'AdaRound', maxBytes: opts.maxCacheBytes }
@@ -210,12 +234,13 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
       if (signal?.aborted) throw abortError(signal)
       const t0 = performance.now()
       const name = site.node.name
-      // Inputs from the sim with activation quantizers off (earlier layers already AdaRounded).
-      const weightsOnly = sim.quantizers.map((x) => (x.kind === 'param' ? x : { ...x, enabled: false }))
-      const { model: qModel } = buildQdqModel(sim.model, weightsOnly, { purpose: 'simulation' })
+      // Inputs from the sim (earlier layers already AdaRounded), activation quantizers as above.
+      const inputSim = sim.quantizers.map((x) => (x.kind === 'param' || (inputActivations === 'asCalibrated' && calibratedActivations.has(x)) ? x : { ...x, enabled: false }))
+      const { model: qModel } = buildQdqModel(sim.model, inputSim, { purpose: 'simulation' })
       const xs = concat((await collectTensors(qModel, [site.input], batches, tapOpts)).get(site.input)!, site.input)
       const out = site.node.outputs[0]!
-      const ys = concat((await collectTensors(sim.model, [out], batches, tapOpts)).get(out)!, out)
+      const ys = concat((await collectTensors(fp32Model, [out], batches, tapOpts)).get(out)!, out)
+      const t1 = performance.now()
       const encodings = q.encodings!
       const activation = opts.applyActivation === false ? 'none' : followingActivation(sim.model, site)
       const control = new native.AdaroundControl()
@@ -250,7 +275,7 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
           batchSize: o.batchSize,
           activation,
           seed: opts.seed ?? 0,
-        }, control))) as { codes: Int32Array; weights: Float32Array; lossNearest: number; lossAdaround: number; flips: number }
+        }, control))) as { codes: Int32Array; weights: Float32Array; lossNearest: number; lossAdaround: number; flips: number; millis: number; forwardMs: number; backwardMs: number; updateMs: number }
       } catch (e) {
         if (signal?.aborted) throw abortError(signal)
         throw new AdaroundError(`AdaRound of ${JSON.stringify(name)} (weight ${JSON.stringify(q.tensor)}) failed: ${(e as Error).message}`, { cause: e })
@@ -274,6 +299,11 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
         weights: r.weights.length,
         activation,
         ms: performance.now() - t0,
+        tapMs: t1 - t0,
+        optimiseMs: r.millis,
+        forwardMs: r.forwardMs,
+        backwardMs: r.backwardMs,
+        updateMs: r.updateMs,
       })
     }
   } catch (e) {

@@ -23,6 +23,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use crate::layers::{Conv, ConvAttrs, ConvGrads, ConvTranspose, ConvTransposeAttrs, Gemm, GemmAttrs, GemmGrads, LayerError, MatMul, MatMulGrads};
 
 pub const ZETA: f32 = 1.1;
@@ -244,7 +246,20 @@ pub struct AdaroundResult {
     pub flips: usize,
     pub iterations: usize,
     pub millis: f64,
+    /// Where the loop's time went: the layer's forward (with the soft weights and the loss), its
+    /// weight gradient, and the rest (rounding gradient, regulariser, Adam, sampling).
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub update_ms: f64,
 }
+
+/// Im2col columns of every sample are computed once when they take at most this many bytes
+/// (else every iteration recomputes them).
+pub const MAX_COLS_BYTES: usize = 1 << 30;
+
+/// Element-wise passes over weights (and the loss over outputs) split over rayon's pool in
+/// pieces of at least this many elements.
+const PAR_WEIGHTS: usize = 8192;
 
 /// The per-weight constants: scale, ⌊W/s⌋ − offset, the offset.
 struct Lattice {
@@ -345,11 +360,65 @@ fn act(a: Activation, v: f32) -> (f32, f32) {
     }
 }
 
+/// Σ (f(o) − t)² over one sample's outputs, and `o ← scale·(f(o) − t)·f'(o)` in place (the loss's
+/// gradient w.r.t. the output). Branch-free per activation and with eight partial sums so that
+/// it vectorises; partial sums go to f64 every 1,024 elements.
+fn loss_grad_sample(a: Activation, o: &mut [f32], t: &[f32], scale: f32) -> f64 {
+    let mut sum = 0f64;
+    for (oc, tc) in o.chunks_mut(1024).zip(t.chunks(1024)) {
+        let mut acc = [0f32; 8];
+        let n8 = oc.len() - oc.len() % 8;
+        let (o8, orest) = oc.split_at_mut(n8);
+        let (t8, trest) = tc.split_at(n8);
+        match a {
+            Activation::None => {
+                for (ob, tb) in o8.chunks_exact_mut(8).zip(t8.chunks_exact(8)) {
+                    for l in 0..8 {
+                        let d = ob[l] - tb[l];
+                        acc[l] += d * d;
+                        ob[l] = scale * d;
+                    }
+                }
+            }
+            Activation::Relu => {
+                for (ob, tb) in o8.chunks_exact_mut(8).zip(t8.chunks_exact(8)) {
+                    for l in 0..8 {
+                        let pos = ob[l] > 0.0;
+                        let d = ob[l].max(0.0) - tb[l];
+                        acc[l] += d * d;
+                        ob[l] = if pos { scale * d } else { 0.0 };
+                    }
+                }
+            }
+        }
+        for (o, &t) in orest.iter_mut().zip(trest) {
+            let (fo, mask) = act(a, *o);
+            let d = fo - t;
+            acc[0] += d * d;
+            *o = scale * d * mask;
+        }
+        sum += acc.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    sum
+}
+
 /// AIMET's denominator: the output's elements divided by its dimension 1 (samples × positions).
 fn recon_denominator(out_shape: &[usize]) -> f64 {
     let total: usize = out_shape.iter().product();
     let d1 = if out_shape.len() >= 2 { out_shape[1] } else { 1 };
     (total / d1.max(1)).max(1) as f64
+}
+
+/// The columns of the samples `idx` when they are cached (Conv).
+/// Conv: the samples `idx` as one slice each, either their cached columns (true) or their x.
+fn sample_cols<'s>(layer: &Built, cols: &'s Option<Vec<f32>>, cols_are_x: bool, x: &'s [f32], idx: &[usize]) -> Option<(Vec<&'s [f32]>, bool)> {
+    let Built::Conv(conv) = layer else { return None };
+    let (src, len, are_cols): (&[f32], usize, bool) = match (cols, cols_are_x) {
+        (Some(c), _) => (c, conv.cols_len(), true),
+        (None, true) => (x, conv.geometry().x_len() / conv.geometry().batch.max(1), false),
+        (None, false) => return None,
+    };
+    Some((idx.iter().map(|&i| &src[i * len..(i + 1) * len]).collect(), are_cols))
 }
 
 /// The optimisation state of one layer: the data, the lattice and reusable buffers.
@@ -362,12 +431,19 @@ pub struct Adaround<'a> {
     layer: Built,
     // per-iteration buffers
     xb: Vec<f32>,
-    yb: Vec<f32>,
     out: Vec<f32>,
     wt: Vec<f32>,
     dw: Vec<f32>,
     dh: Vec<f32>,
     inside: Vec<bool>,
+    hv: Vec<f32>,
+    /// f(Y) when f is not the identity.
+    fy: Option<Vec<f32>>,
+    /// Conv only: every sample's im2col columns when worth caching; else (`cols_are_x`) the
+    /// kernels read each sample's x in place (im2col per task into cache-resident scratch).
+    cols: Option<Vec<f32>>,
+    cols_are_x: bool,
+    timing: [f64; 3],
 }
 
 impl<'a> Adaround<'a> {
@@ -414,14 +490,35 @@ impl<'a> Adaround<'a> {
         };
         let b = opts.batch_size.min(p.n);
         let layer = p.layer.build(b)?;
+        let (mut cols, mut cols_are_x) = (None, false);
+        if let Built::Conv(conv) = &layer {
+            // Columns cached once when they pay and fit; else the kernels read each sample's x.
+            if conv.columns_worth_caching() && p.n.saturating_mul(conv.cols_len()).saturating_mul(4) <= MAX_COLS_BYTES {
+                let cl = conv.cols_len();
+                let mut all = vec![0f32; p.n * cl];
+                for i in 0..p.n {
+                    conv.sample_cols(&p.x[i * sl..(i + 1) * sl], &mut all[i * cl..(i + 1) * cl])?;
+                }
+                cols = Some(all);
+            } else {
+                cols_are_x = true;
+            }
+        }
         Ok(Adaround {
+            cols,
+            cols_are_x,
+            timing: [0.0; 3],
             xb: vec![0.0; b * sl],
-            yb: vec![0.0; b * y_sample],
             out: vec![0.0; b * y_sample],
             wt: vec![0.0; w_len],
             dw: vec![0.0; w_len],
             dh: vec![0.0; w_len],
             inside: vec![false; w_len],
+            hv: vec![0.0; w_len],
+            fy: match opts.activation {
+                Activation::None => None,
+                a => Some(y.iter().map(|&t| act(a, t).0).collect()),
+            },
             p,
             lat,
             opts,
@@ -436,56 +533,94 @@ impl<'a> Adaround<'a> {
         self.p.w.iter().zip(&self.lat.s).map(|(&w, &s)| initial_v(w / s - (w / s).floor())).collect()
     }
 
+    /// The samples' x into the batch buffer, unless the layer reads cached columns.
     fn gather(&mut self, idx: &[usize]) {
+        if self.cols.is_some() || self.cols_are_x {
+            return;
+        }
         let sl = self.p.layer.sample_len();
-        let ys = self.y_sample;
         for (j, &i) in idx.iter().enumerate() {
             self.xb[j * sl..(j + 1) * sl].copy_from_slice(&self.p.x[i * sl..(i + 1) * sl]);
-            self.yb[j * ys..(j + 1) * ys].copy_from_slice(&self.y[i * ys..(i + 1) * ys]);
         }
     }
 
     /// Loss at V on the samples `idx` (exactly `batch_size.min(n)` of them) at iteration `iter`,
     /// and its gradient w.r.t. V written into `grad`. Returns (total, reconstruction, rounding).
     pub fn loss_and_grad(&mut self, v: &[f32], idx: &[usize], iter: usize, grad: &mut [f32]) -> Result<(f64, f64, f64), AdaroundError> {
+        let t0 = Instant::now();
         self.gather(idx);
-        for (i, &vi) in v.iter().enumerate() {
-            let (h, dh) = rectified_sigmoid(vi);
-            let (w, inside) = self.lat.dequant(i, h);
-            self.wt[i] = w;
-            self.dh[i] = dh;
-            self.inside[i] = inside;
+        {
+            let lat = &self.lat;
+            self.wt
+                .par_iter_mut()
+                .zip(self.dh.par_iter_mut())
+                .zip(self.hv.par_iter_mut())
+                .zip(self.inside.par_iter_mut())
+                .enumerate()
+                .with_min_len(PAR_WEIGHTS)
+                .for_each(|(i, (((w, dh), hv), inside))| {
+                    let (h, d) = rectified_sigmoid(v[i]);
+                    let (wv, ins) = lat.dequant(i, h);
+                    (*w, *dh, *hv, *inside) = (wv, d, h, ins);
+                });
         }
-        self.layer.forward(&self.xb, &self.wt, self.p.bias, &mut self.out)?;
+        let cols = sample_cols(&self.layer, &self.cols, self.cols_are_x, self.p.x, idx);
+        match (&self.layer, &cols) {
+            (Built::Conv(conv), Some((c, true))) => conv.forward_cols(c, &self.wt, self.p.bias, &mut self.out)?,
+            (Built::Conv(conv), Some((c, false))) => conv.forward_samples(c, &self.wt, self.p.bias, &mut self.out)?,
+            _ => self.layer.forward(&self.xb, &self.wt, self.p.bias, &mut self.out)?,
+        }
         let denom = recon_denominator(&self.layer.out_shape());
         let a = self.opts.activation;
-        let mut recon = 0f64;
-        for (o, &t) in self.out.iter_mut().zip(&self.yb) {
-            let (fo, mask) = act(a, *o);
-            let d = fo - act(a, t).0;
-            recon += (d as f64) * (d as f64);
-            // dL/dout, in place of the output.
-            *o = (2.0 * d as f64 / denom) as f32 * mask;
+        let ys = self.y_sample;
+        let fy: &[f32] = self.fy.as_deref().unwrap_or(&self.y);
+        let scale = (2.0 / denom) as f32;
+        // Per sample, against f(Y) of that sample (no copy of the targets); dL/dout in place of out.
+        let recon: f64 = self
+            .out
+            .par_chunks_mut(ys)
+            .zip(idx.par_iter())
+            .with_min_len((PAR_WEIGHTS / ys.max(1)).max(1))
+            .map(|(o, &i)| loss_grad_sample(a, o, &fy[i * ys..(i + 1) * ys], scale))
+            .sum::<f64>()
+            / denom;
+        let t1 = Instant::now();
+        match (&self.layer, &cols) {
+            (Built::Conv(conv), Some((c, true))) => conv.weight_grad_cols(c, &self.out, &mut self.dw)?,
+            (Built::Conv(conv), Some((c, false))) => conv.weight_grad_samples(c, &self.out, &mut self.dw)?,
+            _ => self.layer.weight_grad(&self.xb, &self.wt, &self.out, &mut self.dw)?,
         }
-        recon /= denom;
-        self.layer.weight_grad(&self.xb, &self.wt, &self.out, &mut self.dw)?;
+        drop(cols);
+        let t2 = Instant::now();
+        self.timing[0] += (t1 - t0).as_secs_f64() * 1e3;
+        self.timing[1] += (t2 - t1).as_secs_f64() * 1e3;
         let reg_on = regularised(iter, &self.opts);
         let beta = beta_at(iter, &self.opts);
         let lambda = self.opts.reg_param;
-        let mut round = 0f64;
-        for (i, g) in grad.iter_mut().enumerate() {
-            let mut dl_dh = if self.inside[i] { self.dw[i] * self.lat.s[i] } else { 0.0 };
-            if reg_on {
-                let h = rectified_sigmoid(v[i]).0;
-                let u = 2.0 * h - 1.0;
-                let au = u.abs();
-                round += (1.0 - (au as f64).powf(beta as f64)) * lambda as f64;
-                if au > 0.0 {
-                    dl_dh += -lambda * beta * au.powf(beta - 1.0) * u.signum() * 2.0;
+        let (dw, s, hv, dh, inside) = (&self.dw, &self.lat.s, &self.hv, &self.dh, &self.inside);
+        let round: f64 = grad
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(PAR_WEIGHTS)
+            .map(|(i, g)| {
+                let mut dl_dh = if inside[i] { dw[i] * s[i] } else { 0.0 };
+                let mut r = 0f32;
+                if reg_on {
+                    // λ(1 − |u|^β), u = 2h − 1, and its derivative −2λβ|u|^(β−1)·sign(u).
+                    let u = 2.0 * hv[i] - 1.0;
+                    let au = u.abs();
+                    if au > 0.0 {
+                        let pb = (beta * au.ln()).exp();
+                        r = lambda * (1.0 - pb);
+                        dl_dh -= 2.0 * lambda * beta * (pb / au) * u.signum();
+                    } else {
+                        r = lambda;
+                    }
                 }
-            }
-            *g = dl_dh * self.dh[i];
-        }
+                *g = dl_dh * dh[i];
+                r as f64
+            })
+            .sum();
         Ok((recon + round, recon, round))
     }
 
@@ -535,6 +670,7 @@ impl<'a> Adaround<'a> {
     pub fn run(mut self, control: Option<&Control>) -> Result<AdaroundResult, AdaroundError> {
         let start = Instant::now();
         let n = self.p.n;
+        self.timing = [0.0; 3];
         let b = self.opts.batch_size.min(n);
         let mut v = self.initial_v();
         let mut grad = vec![0f32; v.len()];
@@ -561,16 +697,16 @@ impl<'a> Adaround<'a> {
             }
             let t = (it + 1) as i32;
             let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-            for i in 0..v.len() {
-                let g = grad[i];
-                m1[i] = b1 * m1[i] + (1.0 - b1) * g;
-                m2[i] = b2 * m2[i] + (1.0 - b2) * g * g;
-                v[i] -= lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + eps);
-            }
+            v.par_iter_mut().zip(m1.par_iter_mut()).zip(m2.par_iter_mut()).zip(grad.par_iter()).with_min_len(PAR_WEIGHTS).for_each(|(((v, m1), m2), &g)| {
+                *m1 = b1 * *m1 + (1.0 - b1) * g;
+                *m2 = b2 * *m2 + (1.0 - b2) * g * g;
+                *v -= lr * (*m1 / c1) / ((*m2 / c2).sqrt() + eps);
+            });
             if let Some(c) = control {
                 c.iterations.store((it + 1) as u64, Ordering::Relaxed);
             }
         }
+        let loop_ms = start.elapsed().as_secs_f64() * 1e3;
         let nearest = self.codes(None);
         let codes = self.codes(Some(&v));
         let w_near = self.dequant_codes(&nearest);
@@ -586,6 +722,9 @@ impl<'a> Adaround<'a> {
             flips,
             iterations: self.opts.iterations,
             millis: start.elapsed().as_secs_f64() * 1e3,
+            forward_ms: self.timing[0],
+            backward_ms: self.timing[1],
+            update_ms: loop_ms - self.timing[0] - self.timing[1],
         })
     }
 }

@@ -76,6 +76,10 @@ pub struct AdaroundLayerResult {
     pub flips: u32,
     pub iterations: u32,
     pub millis: f64,
+    /// The loop's time split: the layer's forward and loss, its weight gradient, the rest.
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub update_ms: f64,
 }
 
 fn core_error(e: AdaroundError) -> napi::Error {
@@ -151,6 +155,9 @@ impl Task for AdaroundTask {
             flips: r.flips as u32,
             iterations: r.iterations as u32,
             millis: r.millis,
+            forward_ms: r.forward_ms,
+            backward_ms: r.backward_ms,
+            update_ms: r.update_ms,
         })
     }
 }

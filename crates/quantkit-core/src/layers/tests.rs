@@ -43,6 +43,14 @@ fn sgemm_matches_reference_for_every_kernel_and_layout() {
                 let mut c2 = vec![f32::NAN; m * n];
                 sgemm_with(isa, av, bv, &mut c2, n, false);
                 assert_close(&c2, &want, 1e-5, &format!("{isa:?} {m}×{k}×{n} overwrite"));
+                // What the layers call: thin products go to the gemm crate (same views, strides, ldc).
+                let mut c3 = vec![0.5f32; (m - 1) * ldc + n];
+                sgemm::sgemm_serial(av, bv, &mut c3, ldc, true);
+                let got: Vec<f32> = (0..m * n).map(|i| c3[(i / n) * ldc + i % n] - 0.5).collect();
+                assert_close(&got, &want, 1e-5, &format!("dispatch {m}×{k}×{n} ta={ta} tb={tb} accumulate"));
+                let mut c4 = vec![f32::NAN; m * n];
+                sgemm::sgemm_serial(av, bv, &mut c4, n, false);
+                assert_close(&c4, &want, 1e-5, &format!("dispatch {m}×{k}×{n} ta={ta} tb={tb} overwrite"));
             }
         }
     }
@@ -410,4 +418,47 @@ fn errors_name_the_argument() {
     assert!(e.to_string().starts_with("b:"), "{e}");
     let e = MatMul::new(&[2, 3, 4], &[3, 4, 5]).unwrap_err();
     assert!(e.to_string().contains("broadcast"), "{e}");
+}
+
+#[test]
+fn conv_from_cached_columns_matches_the_reference() {
+    // forward_cols against the plain reference conv; weight_grad_cols against the adjoint
+    // identity ⟨dW, v⟩ = ⟨dy, conv(x, v)⟩ (no bias), for every case (depthwise and 1×1 included).
+    for (i, case) in conv_cases().iter().enumerate() {
+        let layer = Conv::new(&case.x, &case.w, &case.attrs).unwrap();
+        let g = *layer.geometry();
+        let (x, w, b) = (data(g.x_len(), 210 + i as u64), data(g.w_len(), 220 + i as u64), data(g.out_channels, 230 + i as u64));
+        let sl = g.x_len() / g.batch;
+        let cl = layer.cols_len();
+        let mut cols = vec![f32::NAN; g.batch * cl];
+        for n in 0..g.batch {
+            layer.sample_cols(&x[n * sl..(n + 1) * sl], &mut cols[n * cl..(n + 1) * cl]).unwrap();
+        }
+        if !layer.needs_cols() {
+            assert_eq!(cl, sl, "case {i}: a column-free conv has x as its columns");
+        }
+        let views: Vec<&[f32]> = cols.chunks(cl).collect();
+        for threads in [Some(1), Some(2)] {
+            let mut y = vec![f32::NAN; g.y_len()];
+            with_threads(threads, || layer.forward_cols(&views, &w, Some(&b), &mut y)).unwrap();
+            assert_close(&y, &r::conv(&g, &to64(&x), &to64(&w), Some(&to64(&b))), REL, &format!("forward_cols case {i} threads {threads:?}"));
+            let dy = data(g.y_len(), 240 + i as u64);
+            let vw = data(g.w_len(), 250 + i as u64);
+            let mut dw = vec![f32::NAN; g.w_len()];
+            with_threads(threads, || layer.weight_grad_cols(&views, &dy, &mut dw)).unwrap();
+            let lhs: f64 = dw.iter().zip(&vw).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let rhs: f64 = dy.iter().zip(r::conv(&g, &to64(&x), &to64(&vw), None)).map(|(a, b)| *a as f64 * b).sum();
+            assert!((lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0), "weight_grad_cols case {i}: {lhs} vs {rhs}");
+            // The same from the samples' x, one slice each (im2col inside the kernels).
+            let samples: Vec<&[f32]> = x.chunks(sl).collect();
+            let mut y2 = vec![f32::NAN; g.y_len()];
+            with_threads(threads, || layer.forward_samples(&samples, &w, Some(&b), &mut y2)).unwrap();
+            assert_close(&y2, &r::conv(&g, &to64(&x), &to64(&w), Some(&to64(&b))), REL, &format!("forward_samples case {i} threads {threads:?}"));
+            let mut dw2 = vec![f32::NAN; g.w_len()];
+            with_threads(threads, || layer.weight_grad_samples(&samples, &dy, &mut dw2)).unwrap();
+            let lhs2: f64 = dw2.iter().zip(&vw).map(|(a, b)| *a as f64 * *b as f64).sum();
+            assert!((lhs2 - rhs).abs() <= 1e-4 * rhs.abs().max(1.0), "weight_grad_samples case {i}: {lhs2} vs {rhs}");
+        }
+        assert!(layer.forward_cols(&views[..views.len() - 1], &w, None, &mut vec![0.0; g.y_len()]).is_err() || g.batch == 0);
+    }
 }
