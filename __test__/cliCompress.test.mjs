@@ -97,3 +97,27 @@ test('compress: Ctrl-C while scoring stops cleanly and writes nothing', async (t
   t.regex(stderr, /AbortError/)
   t.false(existsSync(out))
 })
+
+test('the README example: examples/mnist/evaluate.mjs scores the original model at its accuracy on the bundled digits', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'quantkit-compress-example-'))
+  const example = join(root, 'examples', 'mnist', 'evaluate.mjs')
+  const r = run(['compress', mnist, '--scheme', 'spatial_svd', '--target', '0.5', '--eval', example, '--candidates', '5', '--out', out, '--json', '--quiet'])
+  t.is(r.status, 0, r.stderr)
+  const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'))
+  t.true(stats.achievedRatio <= 0.5)
+  // Independent: the FP32 model's top-1 accuracy on the same first 500 bundled digits, computed here.
+  const images = join(root, 'examples', 'mnist', 'test-images.npy')
+  const labels = join(root, 'examples', 'mnist', 'test-labels.npy')
+  const bytes = readFileSync(images)
+  const pixels = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 128, bytes.byteOffset + 128 + 500 * 784 * 4))
+  const classes = readFileSync(labels).subarray(128, 128 + 500)
+  const outputs = await runModel(mnist, { input: { type: 'float32', data: pixels, dims: [500, 1, 28, 28] } })
+  const scores = Object.values(outputs)[0].data
+  let correct = 0
+  for (let i = 0; i < 500; i++) {
+    let best = 0
+    for (let c = 1; c < 10; c++) if (scores[i * 10 + c] > scores[i * 10 + best]) best = c
+    if (best === classes[i]) correct++
+  }
+  t.is(stats.baselineScore, correct / 500)
+})
