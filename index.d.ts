@@ -80,8 +80,13 @@ export interface AdaroundLayerArgs {
   betaEnd: number
   warmStart: number
   batchSize: number
-  /** 'none' (default) | 'relu': applied to both outputs before the loss. */
+  /**
+   * 'none' (default) | 'relu' | 'clip' | 'sigmoid' | 'tanh': applied to both outputs before
+   * the loss; 'clip' uses `clipMin` / `clipMax` (default 0 and 6: Relu6).
+   */
   activation?: string
+  clipMin?: number
+  clipMax?: number
   seed?: number
 }
 

@@ -1,20 +1,20 @@
 // applyAdaround: AdaRound (Nagel et al. 2020) as aimet-onnx 2.42's apply_adaround does it
 // (aimet_onnx/adaround/adaround_weight.py, adaround_optimizer.py). Layer by layer in topological
-// order, each Conv/Gemm/MatMul weight's rounding (up or down on its quantizer's grid) is learned so
+// order, each Conv/ConvTranspose/Gemm/MatMul weight's rounding (up or down on its quantizer's grid) is learned so
 // that the layer's output matches the float model's:
 // - inputs: the layer's input in the sim with weight quantizers on (the layers before it already
 //   AdaRounded) and activation quantizers as aimet-onnx 2.42 leaves them (calibrated ones on, others
 //   off: its disable_quantizers context is never entered);
 // - target: the layer's output in a copy of the float model taken when the call starts (sim.model's
-//   weights change layer by layer); both pass through the Relu that follows the layer, if one does
-//   (aimet's module_act_func_pair);
+//   weights change layer by layer); both pass through the activation that follows the layer (Relu,
+//   Clip, Sigmoid or Tanh read by it alone; aimet's module_act_func_pair, see docs/adaround.md);
 // - the optimisation itself (rectified sigmoid, annealed regulariser, Adam) runs in Rust
 //   (crates/quantkit-core/src/adaround.rs) on the libuv pool.
 // The result goes into the sim as weights that sit on the grid plus frozen weight encodings, so
 // export writes exactly the learned integers. See docs/adaround.md.
 import type { Encoding } from '../encoding.js'
 import { AbortError, QuantkitError } from '../errors.js'
-import { attrFloat, attrInt } from '../graph/attributes.js'
+import { attrFloat, attrInt, attrInts } from '../graph/attributes.js'
 import { cloneModel, type Model } from '../graph/model.js'
 import { buildQdqModel } from '../export/qdqModel.js'
 import { callNativeAsync, native } from '../native.js'
@@ -53,9 +53,9 @@ export interface AdaroundOptions {
   warmStart?: number
   /** Samples per iteration; default 32. */
   batchSize?: number
-  /** Node names to optimise (default: every Conv, Gemm and MatMul with an enabled int weight quantizer). */
+  /** Node names to optimise (default: every Conv, ConvTranspose, Gemm and MatMul with an enabled int weight quantizer). */
   layers?: string[]
-  /** Apply the Relu that follows a layer to both outputs before the loss (aimet does); default true. */
+  /** Apply the activation (Relu, Clip, Sigmoid, Tanh) that alone reads a layer's output to both outputs before the loss (aimet does); default true. */
   applyActivation?: boolean
   /** Bytes of cached inputs and targets per layer before an error (default 1 GiB). */
   maxCacheBytes?: number
@@ -82,7 +82,7 @@ export interface AdaroundLayer {
   /** Weights whose code differs from round-to-nearest's, and how many weights there are. */
   flips: number
   weights: number
-  activation: 'none' | 'relu'
+  activation: AdaroundActivation
   /** Wall time of the layer; of it, caching its inputs and targets (ORT), and the Rust loop. */
   ms: number
   tapMs: number
@@ -100,7 +100,12 @@ export interface AdaroundReport {
   ms: number
 }
 
-const OPS = new Set(['Conv', 'Gemm', 'MatMul'])
+const OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul'])
+
+/** The function applied to both outputs before the loss (Clip with the node's own bounds). */
+export type AdaroundActivation = 'none' | 'relu' | 'clip' | 'sigmoid' | 'tanh'
+
+type Site = LayerSite<'Conv' | 'ConvTranspose' | 'Gemm' | 'MatMul'>
 
 function checkOptions(o: AdaroundOptions): Required<Pick<AdaroundOptions, 'numIterations' | 'regParam' | 'betaRange' | 'warmStart' | 'batchSize'>> {
   const numIterations = o.numIterations ?? 10_000
@@ -153,18 +158,54 @@ function concat(parts: Float32Tensor[], name: string): Float32Tensor {
   return { data, dims: [n, ...rest] }
 }
 
-function nativeConv(site: LayerSite) {
+function nativeConv(site: Site) {
   const a = convAttributes(site.node)
   const list = (v: readonly number[] | undefined) => (v ? [...v] : undefined)
-  return { strides: list(a.strides), pads: list(a.pads), dilations: list(a.dilations), group: a.group, autoPad: a.autoPad }
+  const conv = { strides: list(a.strides), pads: list(a.pads), dilations: list(a.dilations), group: a.group, autoPad: a.autoPad, kernelShape: list(attrInts(site.node, 'kernel_shape')) }
+  if (site.kind !== 'ConvTranspose') return conv
+  // output_shape may be the full [N, M, …] shape; the kernel takes the spatial sizes (N varies here).
+  const spatial = site.weight.dims.length - 2
+  const outputShape = attrInts(site.node, 'output_shape')
+  return { ...conv, outputPadding: list(attrInts(site.node, 'output_padding')), outputShape: outputShape ? [...outputShape.slice(-spatial)] : undefined }
 }
 
-/** The Relu that alone reads the layer's output, if there is one. */
-function followingActivation(model: Model, site: LayerSite): 'none' | 'relu' {
+interface FollowingActivation { activation: AdaroundActivation; clipMin?: number; clipMax?: number }
+
+/** Clip's bounds: inputs 1 and 2 (constants) from opset 11, attributes min/max before; undefined when not constant. */
+function clipBounds(model: Model, node: Model['graph']['nodes'][number]): { min: number; max: number } | undefined {
+  if (node.inputs.length <= 1) return { min: attrFloat(node, 'min', -Infinity), max: attrFloat(node, 'max', Infinity) }
+  const bound = (name: string | undefined, dflt: number): number | undefined => {
+    if (!name) return dflt
+    const t = model.graph.initializers.get(name)
+    return t && t.dataType === 1 && t.data.length === 1 ? Number(t.data[0]) : undefined
+  }
+  const min = bound(node.inputs[1], -Infinity)
+  const max = bound(node.inputs[2], Infinity)
+  return min === undefined || max === undefined ? undefined : { min, max }
+}
+
+/**
+ * The activation that alone reads the layer's output, if it is one aimet applies (Relu, Clip,
+ * Sigmoid, Tanh; aimet also lists PRelu and Softmax, see docs/adaround.md).
+ */
+function followingActivation(model: Model, site: Site): FollowingActivation {
   const out = site.node.outputs[0]!
   const readers = model.graph.nodes.filter((n) => n.inputs.includes(out))
   const isOutput = model.graph.outputs.some((o) => o.name === out)
-  return !isOutput && readers.length === 1 && readers[0]!.opType === 'Relu' ? 'relu' : 'none'
+  const none: FollowingActivation = { activation: 'none' }
+  if (isOutput || readers.length !== 1) return none
+  const r = readers[0]!
+  if (r.domain !== '' && r.domain !== 'ai.onnx') return none
+  switch (r.opType) {
+    case 'Relu': return { activation: 'relu' }
+    case 'Sigmoid': return { activation: 'sigmoid' }
+    case 'Tanh': return { activation: 'tanh' }
+    case 'Clip': {
+      const b = clipBounds(model, r)
+      return b ? { activation: 'clip', clipMin: b.min, clipMax: b.max } : none
+    }
+    default: return none
+  }
 }
 
 /**
@@ -178,18 +219,18 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
   const { signal } = opts
   if (signal?.aborted) throw abortError(signal)
   const report: AdaroundReport = { layers: [], skipped: [], warnings: [], ms: 0 }
-  const { sites, skipped } = findLayerSites(sim.model, opts.layers)
+  const { sites, skipped } = findLayerSites(sim.model, opts.layers, { convTranspose: true })
   report.skipped.push(...skipped)
   if (opts.layers) {
     const found = new Set([...sites.map((s) => s.node.name), ...skipped.map((s) => s.node)])
     const missing = opts.layers.filter((n) => !found.has(n))
     if (missing.length) throw new AdaroundError(`AdaRound: no node named ${missing.map((n) => JSON.stringify(n)).join(', ')} in the model`)
   }
-  const weightQuantizer = (site: LayerSite): Quantizer | undefined =>
+  const weightQuantizer = (site: Site): Quantizer | undefined =>
     sim.quantizers.find((q) => q.kind === 'param' && q.node === site.node.name && q.tensor === site.weight.name)
   const readers = new Map<string, number>()
   for (const n of sim.model.graph.nodes) for (const i of new Set(n.inputs)) readers.set(i, (readers.get(i) ?? 0) + 1)
-  const targets: { site: LayerSite; q: Quantizer }[] = []
+  const targets: { site: Site; q: Quantizer }[] = []
   for (const site of sites) {
     if (!OPS.has(site.node.opType)) continue
     const q = weightQuantizer(site)
@@ -206,7 +247,7 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
     targets.push({ site, q })
   }
   if (targets.length === 0) {
-    report.warnings.push('AdaRound: the model has no Conv, Gemm or MatMul weight to optimise')
+    report.warnings.push('AdaRound: the model has no Conv, ConvTranspose, Gemm or MatMul weight to optimise')
     report.ms = performance.now() - start
     return report
   }
@@ -242,7 +283,8 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
       const ys = concat((await collectTensors(fp32Model, [out], batches, tapOpts)).get(out)!, out)
       const t1 = performance.now()
       const encodings = q.encodings!
-      const activation = opts.applyActivation === false ? 'none' : followingActivation(sim.model, site)
+      const following = opts.applyActivation === false ? { activation: 'none' as const } : followingActivation(sim.model, site)
+      const activation = following.activation
       const control = new native.AdaroundControl()
       const onAbort = () => control.cancel()
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -253,7 +295,7 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
       try {
         r = (await callNativeAsync(() => native.adaroundLayerAsync({
           opType: site.kind,
-          conv: site.kind === 'Conv' ? nativeConv(site) : undefined,
+          conv: site.kind === 'Conv' || site.kind === 'ConvTranspose' ? nativeConv(site) : undefined,
           gemm: site.kind === 'Gemm' ? { alpha: attrFloat(site.node, 'alpha', 1), beta: attrFloat(site.node, 'beta', 1), transA: false, transB: attrInt(site.node, 'transB', 0) !== 0 } : undefined,
           x: xs.data as Float32Array,
           xShape: [...xs.dims],
@@ -274,6 +316,8 @@ export async function applyAdaround(sim: QuantSim, data: CalibrationData, opts: 
           warmStart: o.warmStart,
           batchSize: o.batchSize,
           activation,
+          clipMin: following.clipMin,
+          clipMax: following.clipMax,
           seed: opts.seed ?? 0,
         }, control))) as { codes: Int32Array; weights: Float32Array; lossNearest: number; lossAdaround: number; flips: number; millis: number; forwardMs: number; backwardMs: number; updateMs: number }
       } catch (e) {

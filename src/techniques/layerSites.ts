@@ -1,6 +1,8 @@
 // The layers SeqMSE and bias correction work on: Conv, Gemm and MatMul nodes with a constant
 // float weight, with what the Rust layer kernels (src/layers.ts) need to run them alone, and the
 // shape of their output seen as [outer, channels, inner] with `channels` the output channels.
+// ConvTranspose sites come back only when asked (`{ convTranspose: true }`, AdaRound does): SeqMSE
+// and bias correction do not handle them, and their helpers below take Conv/Gemm/MatMul sites only.
 import { attrFloat, attrInt, attrInts, attrString } from '../graph/attributes.js'
 import { topologicalOrder } from '../graph/topologicalOrder.js'
 import type { Model, Node } from '../graph/model.js'
@@ -9,34 +11,39 @@ import { layers, type AutoPad, type ConvAttributes, type Float32Tensor } from '.
 
 export type LayerKind = 'Conv' | 'Gemm' | 'MatMul'
 
-export interface LayerSite {
+export interface LayerSite<K extends string = LayerKind> {
   node: Node
-  kind: LayerKind
+  kind: K
   /** The activation the layer reads. */
   input: string
   weight: Tensor
   /** Conv's B or Gemm's C (1-D, one value per output channel), when present. */
   bias?: Tensor
-  /** The weight axis that holds the output channels (Conv 0, Gemm 0 or 1 by transB, MatMul 1). */
+  /** The weight axis that holds the output channels (Conv 0, Gemm 0 or 1 by transB, MatMul 1, ConvTranspose 1 — per group). */
   channelAxis: number
 }
 
 const FLOAT = 1
 
+type Found<K extends string> = { sites: LayerSite<K>[]; skipped: { node: string; reason: string }[] }
+
 /** Layers of `model` in topological order; `names` (node names) restricts them. */
-export function findLayerSites(model: Model, names?: readonly string[]): { sites: LayerSite[]; skipped: { node: string; reason: string }[] } {
+export function findLayerSites(model: Model, names?: readonly string[]): Found<LayerKind>
+export function findLayerSites(model: Model, names: readonly string[] | undefined, opts: { convTranspose: true }): Found<LayerKind | 'ConvTranspose'>
+export function findLayerSites(model: Model, names?: readonly string[], opts: { convTranspose?: boolean } = {}): Found<LayerKind | 'ConvTranspose'> {
   const inits = model.graph.initializers
   const want = names ? new Set(names) : undefined
-  const sites: LayerSite[] = []
+  const sites: LayerSite<LayerKind | 'ConvTranspose'>[] = []
   const skipped: { node: string; reason: string }[] = []
   for (const node of topologicalOrder(model.graph)) {
     if (want && !want.has(node.name)) continue
-    if (node.opType !== 'Conv' && node.opType !== 'Gemm' && node.opType !== 'MatMul') {
-      if (want) skipped.push({ node: node.name, reason: `${node.opType} is not a Conv, Gemm or MatMul` })
+    const transpose = opts.convTranspose === true && node.opType === 'ConvTranspose'
+    if (node.opType !== 'Conv' && node.opType !== 'Gemm' && node.opType !== 'MatMul' && !transpose) {
+      if (want) skipped.push({ node: node.name, reason: `${node.opType} is not a Conv, ${opts.convTranspose ? 'ConvTranspose, ' : ''}Gemm or MatMul` })
       continue
     }
     if (node.domain !== '' && node.domain !== 'ai.onnx') continue
-    const kind = node.opType as LayerKind
+    const kind = node.opType as LayerKind | 'ConvTranspose'
     const weight = inits.get(node.inputs[1] ?? '')
     const skip = (reason: string) => skipped.push({ node: node.name, reason })
     if (!weight || weight.dataType !== FLOAT) { skip('weight is not a float32 initializer'); continue }
@@ -44,6 +51,9 @@ export function findLayerSites(model: Model, names?: readonly string[]): { sites
     let channelAxis = 0
     if (kind === 'Conv') {
       if (weight.dims.length < 3) { skip(`Conv weight rank ${weight.dims.length} < 3`); continue }
+    } else if (kind === 'ConvTranspose') {
+      if (weight.dims.length < 3) { skip(`ConvTranspose weight rank ${weight.dims.length} < 3`); continue }
+      channelAxis = 1
     } else if (kind === 'Gemm') {
       if (attrInt(node, 'transA', 0) !== 0) { skip('Gemm with transA = 1'); continue }
       channelAxis = attrInt(node, 'transB', 0) !== 0 ? 0 : 1
@@ -51,7 +61,8 @@ export function findLayerSites(model: Model, names?: readonly string[]): { sites
       if (weight.dims.length !== 2) { skip(`MatMul weight rank ${weight.dims.length} ≠ 2`); continue }
       channelAxis = 1
     }
-    const m = weight.dims[channelAxis]!
+    // ConvTranspose's weight [C, M/group, k…] holds the output channels of one group on axis 1.
+    const m = weight.dims[channelAxis]! * (kind === 'ConvTranspose' ? attrInt(node, 'group', 1) : 1)
     const b = node.inputs[2] ? inits.get(node.inputs[2]) : undefined
     if (node.inputs[2] && (!b || b.dataType !== FLOAT || b.data.length !== m || (kind === 'Gemm' && b.dims.length !== 1))) {
       skip('bias is not a float32 initializer with one value per output channel'); continue

@@ -8,7 +8,8 @@
 //! - V starts where h(V) is the fractional part of W/s (`V = −ln((ζ − γ)/(frac − γ) − 1)`), so the
 //!   soft weight starts at the float weight and the hard one at round-to-nearest;
 //! - loss = reconstruction + rounding: `‖f(layer(X, W̃)) − f(Y)‖²` summed over dimension 1 and
-//!   averaged over the rest (AIMET's `norm(·, dim=1)².mean()`; f is the following Relu when asked),
+//!   averaged over the rest (AIMET's `norm(·, dim=1)².mean()`; f is the following activation when
+//!   asked: Relu, Clip, Sigmoid or Tanh),
 //!   plus, after the warm start, `λ·Σ(1 − |2h − 1|^β)` with β annealed by a cosine from
 //!   β_start to β_end over the remaining iterations;
 //! - Adam (PyTorch's defaults: lr 1e-3, β₁ 0.9, β₂ 0.999, ε 1e-8) on V, a random mini-batch of
@@ -176,13 +177,17 @@ pub struct WeightGrid {
     pub axis: Option<usize>,
 }
 
-/// A function applied to both outputs before the reconstruction loss (AIMET applies the Relu
-/// that follows the layer).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A function applied to both outputs before the reconstruction loss (AIMET applies the
+/// activation that follows the layer: Relu, Clip, Sigmoid, Tanh; see docs/adaround.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Activation {
     #[default]
     None,
     Relu,
+    /// min(max(v, min), max); Relu6 is `Clip { min: 0, max: 6 }`.
+    Clip { min: f32, max: f32 },
+    Sigmoid,
+    Tanh,
 }
 
 #[derive(Clone, Debug)]
@@ -357,6 +362,25 @@ fn act(a: Activation, v: f32) -> (f32, f32) {
                 (0.0, 0.0)
             }
         }
+        // The derivative is 1 strictly inside (PyTorch's hardtanh/clamp pass it at the bounds
+        // too; the set of measure zero does not matter for the loss).
+        Activation::Clip { min, max } => {
+            if v < min {
+                (min, 0.0)
+            } else if v > max {
+                (max, 0.0)
+            } else {
+                (v, 1.0)
+            }
+        }
+        Activation::Sigmoid => {
+            let s = sigmoid(v);
+            (s, s * (1.0 - s))
+        }
+        Activation::Tanh => {
+            let t = v.tanh();
+            (t, 1.0 - t * t)
+        }
     }
 }
 
@@ -387,6 +411,16 @@ fn loss_grad_sample(a: Activation, o: &mut [f32], t: &[f32], scale: f32) -> f64 
                         let d = ob[l].max(0.0) - tb[l];
                         acc[l] += d * d;
                         ob[l] = if pos { scale * d } else { 0.0 };
+                    }
+                }
+            }
+            _ => {
+                for (ob, tb) in o8.chunks_exact_mut(8).zip(t8.chunks_exact(8)) {
+                    for l in 0..8 {
+                        let (fo, df) = act(a, ob[l]);
+                        let d = fo - tb[l];
+                        acc[l] += d * d;
+                        ob[l] = scale * d * df;
                     }
                 }
             }
@@ -796,7 +830,8 @@ mod tests {
             y
         };
         let g = grid(&w, m, 4);
-        for (iter, act) in [(0, Activation::None), (50, Activation::None), (50, Activation::Relu)] {
+        let clip = Activation::Clip { min: -0.3, max: 0.5 };
+        for (iter, act) in [(0, Activation::None), (50, Activation::None), (50, Activation::Relu), (50, clip), (50, Activation::Sigmoid), (0, Activation::Tanh)] {
             let opts = AdaroundOptions { iterations: 100, batch_size: n, activation: act, reg_param: 0.01, ..Default::default() };
             let p = Problem { layer: conv_spec(c, m, k, hw), x: &x, n, w: &w, bias: Some(&bias), y: Some(&y) };
             let mut a = Adaround::new(p, &g, opts).unwrap();
@@ -821,6 +856,56 @@ mod tests {
                 checked += 1;
             }
             assert!(checked > 10);
+        }
+    }
+
+    /// One weight w̃ = (⌊w/s⌋ + h(V))·s of a [n, 1]·[1, 1] MatMul, no regulariser (warm start): the
+    /// loss Σᵢ (f(xᵢw̃) − f(tᵢ))²/n and its V-gradient Σᵢ 2(f(xᵢw̃) − f(tᵢ))·f'(xᵢw̃)·xᵢ·s·h'(V)/n
+    /// in closed form (f64), for every activation.
+    #[test]
+    fn activation_loss_and_gradient_match_the_closed_form() {
+        let x = [0.7f32, -1.3, 2.1, 0.2, -0.4];
+        let t = [0.4f32, -0.9, 1.5, 0.3, 0.1];
+        let (w, s) = (0.83f32, 0.25f32);
+        let g = WeightGrid { scale: vec![s], offset: vec![0.0], qmin: -8.0, qmax: 7.0, axis: None };
+        let f64_act = |a: Activation, v: f64| -> (f64, f64) {
+            match a {
+                Activation::None => (v, 1.0),
+                Activation::Relu => if v > 0.0 { (v, 1.0) } else { (0.0, 0.0) },
+                Activation::Clip { min, max } => if v < min as f64 { (min as f64, 0.0) } else if v > max as f64 { (max as f64, 0.0) } else { (v, 1.0) },
+                Activation::Sigmoid => { let e = 1.0 / (1.0 + (-v).exp()); (e, e * (1.0 - e)) }
+                Activation::Tanh => { let th = v.tanh(); (th, 1.0 - th * th) }
+            }
+        };
+        for a in [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.6 }, Activation::Sigmoid, Activation::Tanh] {
+            let opts = AdaroundOptions { iterations: 10, warm_start: 0.5, batch_size: x.len(), activation: a, ..Default::default() };
+            let p = Problem { layer: LayerSpec { kind: LayerKind::MatMul, sample_shape: vec![1], w_shape: vec![1, 1] }, x: &x, n: x.len(), w: &[w], bias: None, y: Some(&t) };
+            let mut ad = Adaround::new(p, &g, opts).unwrap();
+            let v = 0.37f32;
+            let idx: Vec<usize> = (0..x.len()).collect();
+            let mut grad = [0f32];
+            let (total, recon, round) = ad.loss_and_grad(&[v], &idx, 0, &mut grad).unwrap();
+            assert_eq!(round, 0.0);
+            let sg = 1.0 / (1.0 + (-(v as f64)).exp());
+            let h = sg * 1.2 - 0.1;
+            let dh = sg * (1.0 - sg) * 1.2;
+            let wt = ((w / s).floor() as f64 + h) * s as f64;
+            let (mut l, mut dl) = (0f64, 0f64);
+            for (&xi, &ti) in x.iter().zip(&t) {
+                let (fo, df) = f64_act(a, xi as f64 * wt);
+                let d = fo - f64_act(a, ti as f64).0;
+                l += d * d;
+                dl += 2.0 * d * df * xi as f64 * s as f64 * dh;
+            }
+            let n = x.len() as f64;
+            assert!((recon - l / n).abs() <= 1e-5 * (l / n).abs().max(1e-3), "{a:?}: loss {recon} vs {}", l / n);
+            assert!((total - recon).abs() < 1e-12);
+            assert!((grad[0] as f64 - dl / n).abs() <= 1e-4 * (dl / n).abs().max(1e-3), "{a:?}: gradient {} vs {}", grad[0], dl / n);
+            // The reported full loss too (the hard weight at h = 1: one code up).
+            let hard = ((w / s).floor() + 1.0) * s;
+            let full = ad.full_loss(&[hard]).unwrap();
+            let lf: f64 = x.iter().zip(&t).map(|(&xi, &ti)| (f64_act(a, xi as f64 * hard as f64).0 - f64_act(a, ti as f64).0).powi(2)).sum::<f64>() / n;
+            assert!((full - lf).abs() <= 1e-5 * lf.max(1e-3), "{a:?}: full loss {full} vs {lf}");
         }
     }
 
@@ -858,6 +943,55 @@ mod tests {
             assert!((-8..=7).contains(&q));
             let near = ((w[i] / g.scale[i / (c * k * k)]).round_ties_even()).clamp(-8.0, 7.0) as i32;
             assert!((q - near).abs() <= 1, "code {q} vs nearest {near}");
+        }
+    }
+
+    /// The codes and losses do not depend on rayon's thread count (CI has 2 cores, laptops more):
+    /// the kernels split products over rows/columns of the output, never over the summed
+    /// dimension, and the reported sums are serial. Shapes above the parallel thresholds (MNIST's
+    /// conv2 and a wide Gemm, a strided ConvTranspose).
+    #[test]
+    fn result_does_not_depend_on_the_thread_count() {
+        use crate::layers::with_threads;
+        let cases: Vec<(LayerSpec, usize)> = vec![
+            (conv_spec(16, 32, 3, 14), 0),
+            (LayerSpec { kind: LayerKind::Gemm { attrs: GemmAttrs::default(), c_shape: None }, sample_shape: vec![784], w_shape: vec![784, 64] }, 1),
+            (
+                LayerSpec {
+                    kind: LayerKind::ConvTranspose(ConvTransposeAttrs { conv: ConvAttrs { strides: vec![2, 2], pads: vec![1, 0, 0, 1], ..Default::default() }, output_padding: vec![1, 1], output_shape: vec![] }),
+                    sample_shape: vec![16, 12, 12],
+                    w_shape: vec![16, 24, 3, 3],
+                },
+                1,
+            ),
+        ];
+        for (spec, axis) in cases {
+            let n = 48;
+            let sl: usize = spec.sample_shape.iter().product();
+            let x = randoms(n * sl, 21, 1.0);
+            let w = randoms(spec.w_shape.iter().product(), 22, 0.3);
+            let ch = spec.w_shape[axis];
+            let inner: usize = spec.w_shape[axis + 1..].iter().product();
+            let scale: Vec<f32> = (0..ch).map(|c| (0..w.len()).filter(|i| (i / inner) % ch == c).fold(0f32, |a, i| a.max(w[i].abs())) / 7.0).collect();
+            let g = WeightGrid { scale, offset: vec![0.0; ch], qmin: -8.0, qmax: 7.0, axis: Some(axis) };
+            // A target from other weights, so that the loss moves the rounding from the start.
+            let l = spec.build(n).unwrap();
+            let mut y = vec![0f32; l.y_len()];
+            l.forward(&x, &randoms(w.len(), 23, 0.3), None, &mut y).unwrap();
+            let run = |threads: usize| {
+                with_threads(Some(threads), || {
+                    let p = Problem { layer: spec.clone(), x: &x, n, w: &w, bias: None, y: Some(&y) };
+                    adaround(p, &g, AdaroundOptions { iterations: 40, warm_start: 0.0, ..Default::default() }, None).unwrap()
+                })
+            };
+            let one = run(1);
+            assert!(one.flips > 0, "{:?}: nothing to compare", spec.kind);
+            for t in [2, 3] {
+                let r = run(t);
+                let differ = r.codes.iter().zip(&one.codes).filter(|(a, b)| a != b).count();
+                assert_eq!(differ, 0, "{:?}: {differ} codes differ with {t} threads", spec.kind);
+                assert_eq!(r.loss_adaround.to_bits(), one.loss_adaround.to_bits(), "{:?}: loss differs with {t} threads", spec.kind);
+            }
         }
     }
 

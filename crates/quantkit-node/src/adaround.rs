@@ -62,8 +62,11 @@ pub struct AdaroundLayerArgs {
     pub beta_end: f64,
     pub warm_start: f64,
     pub batch_size: u32,
-    /// 'none' (default) | 'relu': applied to both outputs before the loss.
+    /// 'none' (default) | 'relu' | 'clip' | 'sigmoid' | 'tanh': applied to both outputs before
+    /// the loss; 'clip' uses `clipMin` / `clipMax` (default 0 and 6: Relu6).
     pub activation: Option<String>,
+    pub clip_min: Option<f64>,
+    pub clip_max: Option<f64>,
     pub seed: Option<u32>,
 }
 
@@ -108,7 +111,16 @@ fn run(a: &AdaroundLayerArgs, control: &Control) -> napi::Result<core::AdaroundR
     let activation = match a.activation.as_deref() {
         None | Some("none") => Activation::None,
         Some("relu") => Activation::Relu,
-        Some(o) => return Err(type_error(format!("activation: expected 'none' or 'relu', got {o:?}"))),
+        Some("sigmoid") => Activation::Sigmoid,
+        Some("tanh") => Activation::Tanh,
+        Some("clip") => {
+            let (min, max) = (a.clip_min.unwrap_or(0.0) as f32, a.clip_max.unwrap_or(6.0) as f32);
+            if !(min <= max) {
+                return Err(range_error(format!("clipMin {min} must not exceed clipMax {max}")));
+            }
+            Activation::Clip { min, max }
+        }
+        Some(o) => return Err(type_error(format!("activation: expected 'none', 'relu', 'clip', 'sigmoid' or 'tanh', got {o:?}"))),
     };
     let p = Problem {
         layer: LayerSpec { kind, sample_shape: xs[1..].to_vec(), w_shape: to_usize_vec(&a.w_shape) },

@@ -13,6 +13,12 @@
 //!
 //! Products of at least `PAR_MIN_FLOPS` multiply-adds are split over rayon's pool by column (or
 //! row) stripes of C; smaller ones run on the calling thread.
+//!
+//! Results do not depend on the thread count: the kernel is chosen from the whole product's shape
+//! (never per stripe), stripes split C and never the summed dimension, and the blocked kernel
+//! sums every element in the same order whatever the stripe (KC blocks from k = 0, each block's
+//! sum added to C). Thin products (the `gemm` crate's, whose blocking depends on the shape it is
+//! given) therefore run whole on the calling thread.
 
 use super::scratch::with_scratch;
 use rayon::prelude::*;
@@ -74,12 +80,15 @@ pub fn sgemm(a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) 
     }
     let k = a.cols;
     let threads = rayon::current_num_threads();
-    if threads < 2 || m * n * k < PAR_MIN_FLOPS {
+    if threads < 2 || m * n * k < PAR_MIN_FLOPS || is_thin(a, b) {
         unsafe { serial(a, b, c.as_mut_ptr(), ldc, accumulate) };
         return;
     }
+    // The blocked kernel on every stripe, even a stripe `serial` would call thin.
+    let isa = isa();
+    let serial = |a: MatRef, b: MatRef, c: *mut f32, ldc: usize, accumulate: bool| unsafe { serial_isa(isa, a, b, c, ldc, accumulate) };
     let cp = SendPtr(c.as_mut_ptr());
-    let (_, nr) = isa().tile();
+    let (_, nr) = isa.tile();
     // Column stripes when C is wide enough for one NR-multiple stripe per thread, else row stripes.
     if n >= nr * threads {
         let width = n.div_ceil(threads).div_ceil(nr) * nr;
@@ -87,7 +96,7 @@ pub fn sgemm(a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) 
             let j0 = s * width;
             let w = width.min(n - j0);
             let cp = &cp;
-            unsafe { serial(a, b.sub(0, k, j0, w), cp.0.add(j0), ldc, accumulate) };
+            serial(a, b.sub(0, k, j0, w), unsafe { cp.0.add(j0) }, ldc, accumulate);
         });
     } else {
         let height = m.div_ceil(threads).div_ceil(8) * 8;
@@ -95,7 +104,7 @@ pub fn sgemm(a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) 
             let i0 = s * height;
             let h = height.min(m - i0);
             let cp = &cp;
-            unsafe { serial(a.sub(i0, h, 0, k), b, cp.0.add(i0 * ldc), ldc, accumulate) };
+            serial(a.sub(i0, h, 0, k), b, unsafe { cp.0.add(i0 * ldc) }, ldc, accumulate);
         });
     }
 }
@@ -197,13 +206,17 @@ pub(crate) fn sgemm_with(isa: Isa, a: MatRef, b: MatRef, c: &mut [f32], ldc: usi
     unsafe { serial_isa(isa, a, b, c.as_mut_ptr(), ldc, accumulate) }
 }
 
+/// Whether a product goes to the `gemm` crate (see [`THIN_M`]).
+fn is_thin(a: MatRef, b: MatRef) -> bool {
+    let (mr, nr) = isa().tile();
+    a.cols > 0 && (b.cols < nr || a.rows <= THIN_M.max(mr))
+}
+
 unsafe fn serial(a: MatRef, b: MatRef, c: *mut f32, ldc: usize, accumulate: bool) {
-    let isa = isa();
-    let (mr, nr) = isa.tile();
-    if a.cols > 0 && (b.cols < nr || a.rows <= THIN_M.max(mr)) {
+    if is_thin(a, b) {
         return thin(a, b, c, ldc, accumulate);
     }
-    serial_isa(isa, a, b, c, ldc, accumulate)
+    serial_isa(isa(), a, b, c, ldc, accumulate)
 }
 
 /// Products whose C is narrower than one micro-tile or only a few tiles high (a small conv's
