@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { random } from './helpers/random.mjs'
+import { correlatedImageBatches, random } from './helpers/random.mjs'
 const require = createRequire(import.meta.url)
 const ort = require('onnxruntime-node')
 const { QuantSim, applyAdaround, affine, AdaroundError } = require('../dist/index.js')
@@ -27,24 +27,7 @@ const convModel = (w, b) => buildModel({
 const r = random(3)
 const W = Float32Array.from({ length: M * C * 9 }, () => (r() - 0.5) * 0.6)
 const B = Float32Array.from({ length: M }, () => (r() - 0.5) * 0.1)
-/** Correlated inputs (as images are: channels share a smooth component), where rounding to nearest is not optimal. */
-function batches(n, seed) {
-  const g = random(seed)
-  return Array.from({ length: n }, () => {
-    const data = new Float32Array(N * C * H * H)
-    for (let s = 0; s < N; s++) {
-      const base = Float32Array.from({ length: (H + 1) * (H + 1) }, () => g() * 2 - 1)
-      for (let c = 0; c < C; c++) {
-        const k = 0.5 + g()
-        for (let y = 0; y < H; y++) for (let x = 0; x < H; x++) {
-          const smooth = (base[y * (H + 1) + x] + base[y * (H + 1) + x + 1] + base[(y + 1) * (H + 1) + x] + base[(y + 1) * (H + 1) + x + 1]) / 4
-          data[((s * C + c) * H + y) * H + x] = k * smooth + 0.2 * (g() * 2 - 1)
-        }
-      }
-    }
-    return { x: { type: 'float32', data, dims: [N, C, H, H] } }
-  })
-}
+const batches = (n, seed) => correlatedImageBatches(n, seed, { samples: N, channels: C, size: H })
 
 /** Mean of (conv(x, wq) − conv(x, w))² over `data`, in ORT. */
 async function outputMse(wq, data) {
