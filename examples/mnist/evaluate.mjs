@@ -1,4 +1,4 @@
-// An evaluation module for `quantkit compress --eval` (and compressModel({ evaluate: path })):
+// An evaluation module for `quantkit compress --eval` and `quantkit analyze --eval-module`:
 // top-1 accuracy of a candidate model, given as ONNX bytes, on the first 500 bundled MNIST test
 // digits, with onnxruntime-node. quantkit loads it in worker threads, so it opens its own session.
 //   quantkit compress examples/mnist/mnist-cnn.onnx --scheme spatial_svd --target 0.5 \
@@ -26,7 +26,9 @@ const pixels = new Float32Array(images.bytes.slice(images.header.dataOffset).buf
 const classes = labels.bytes.subarray(labels.header.dataOffset)
 
 export async function evaluate(modelBytes, ctx) {
-  const session = await ort.InferenceSession.create(modelBytes, { intraOpNumThreads: ctx?.threads ?? 1, interOpNumThreads: 1 })
+  // Optimisations off: `quantkit analyze --eval-module` sends simulation (QDQ) models, which ORT
+  // runs bit-exactly like the sim only unoptimised (and some 4-bit ones do not load optimised).
+  const session = await ort.InferenceSession.create(modelBytes, { intraOpNumThreads: ctx?.threads ?? 1, interOpNumThreads: 1, graphOptimizationLevel: 'disabled' })
   try {
     const input = session.inputNames[0]
     let correct = 0

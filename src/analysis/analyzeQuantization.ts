@@ -4,14 +4,19 @@
 // activation histograms with the encoding's range. See the files beside this one for each.
 import { availableParallelism } from 'node:os'
 import { AbortError, CalibrationError } from '../errors.js'
+import type { EvaluateFunction, Evaluator } from '../evaluation/evaluator.js'
+import { functionEvaluator } from '../evaluation/functionEvaluator.js'
+import { defaultConcurrency, workerEvaluator } from '../evaluation/workerEvaluator.js'
+import type { Model } from '../graph/model.js'
 import type { ActivationHistogram, LayerSensitivity, LayerSqnr, WeightRanges } from '../report/reportData.js'
 import type { CalibrationData } from '../sim/calibrationData.js'
 import type { Feeds, PlainTensor } from '../sim/feeds.js'
+import type { Quantizer } from '../sim/quantizer.js'
 import { QuantSimError, type QuantSim } from '../sim/quantSim.js'
 import { compareActivations, type ActivationTarget } from './activationComparison.js'
 import { findLayers, type Layer } from './layers.js'
 import { labelAccuracy, outputSqnr, type Evaluate } from './quality.js'
-import { evaluateConfigurations, layerConfigurations, rankSensitivity, type Configuration } from './sensitivity.js'
+import { evaluateConfigurations, layerConfigurations, rankSensitivity, scoreConfigurations, type Configuration } from './sensitivity.js'
 import { weightRanges } from './weightRanges.js'
 
 export type AnalysisProgress =
@@ -26,6 +31,16 @@ export interface AnalyzeOptions {
    * the model's outputs against FP32 over the first `sensitivitySamples` samples of `data`.
    */
   evaluate?: (run: (feeds: Feeds) => Promise<Record<string, PlainTensor>>) => Promise<number>
+  /**
+   * The model's quality through the one evaluation interface (src/evaluation/, as compressModel's
+   * `evaluate`): the path of a module exporting `evaluate(modelBytes, ctx) => number` (run in
+   * worker threads), an in-process function of the same shape, or an Evaluator (not closed here).
+   * Each configuration's simulated model (QDQ, as sim.qdqModel('simulation') builds it with that
+   * configuration's quantizers on) goes to it as ONNX bytes, labelled with the configuration
+   * (`only conv1 quantized`, `all but conv1 quantized`, `all quantized`, `float`). Excludes
+   * `evaluate` and `labels`.
+   */
+  evaluator?: string | EvaluateFunction | Evaluator
   /** Class index of each sample of `data`, in order: quality becomes top-1 accuracy of the first output. */
   labels?: ArrayLike<number>
   /** Layers whose sensitivity is measured: 'all' (default) or the N with the most parameters. */
@@ -68,6 +83,17 @@ function chooseLayers(layers: readonly Layer[], n: 'all' | number): Layer[] {
   return layers.filter((l) => keep.has(l))
 }
 
+/** Each configuration's score from the user's evaluator (a module path gets a worker pool, closed after). */
+async function scoreWithEvaluator(e: string | EvaluateFunction | Evaluator, model: Model, quantizers: readonly Quantizer[], configs: readonly Configuration[], signal: AbortSignal | undefined, onDone: (done: number, total: number, label: string) => void): Promise<number[]> {
+  const owned = typeof e === 'string' ? await workerEvaluator(e) : typeof e === 'function' ? functionEvaluator(e) : undefined
+  const evaluator = owned ?? (e as Evaluator)
+  try {
+    return await scoreConfigurations(model, quantizers, configs, evaluator, { signal, onDone, inFlight: typeof e === 'string' ? defaultConcurrency() * 2 : 1 })
+  } finally {
+    if (owned) await owned.close()
+  }
+}
+
 /**
  * Analyzes a calibrated sim over `data` (an array or (async) iterable of feeds, or a callback, as
  * computeEncodings takes; read once). The sim is not changed.
@@ -75,6 +101,12 @@ function chooseLayers(layers: readonly Layer[], n: 'all' | number): Layer[] {
 export async function analyzeQuantization(sim: QuantSim, data: CalibrationData, opts: AnalyzeOptions = {}): Promise<QuantizationAnalysis> {
   if (opts.evaluate !== undefined && typeof opts.evaluate !== 'function') throw new TypeError('evaluate: expected a function (run) => Promise<number>')
   if (opts.evaluate && opts.labels) throw new TypeError('evaluate and labels: give one (labels make the built-in accuracy measure)')
+  if (opts.evaluator !== undefined) {
+    const e = opts.evaluator
+    const ok = (typeof e === 'string' && e !== '') || typeof e === 'function' || (typeof e === 'object' && e !== null && typeof (e as Evaluator).evaluate === 'function')
+    if (!ok) throw new TypeError('evaluator: expected a module path, a function (modelBytes, ctx) => number, or an Evaluator')
+    if (opts.evaluate || opts.labels) throw new TypeError(`evaluator and ${opts.evaluate ? 'evaluate' : 'labels'}: give one`)
+  }
   const layerCount = opts.layers ?? 'all'
   if (layerCount !== 'all') positiveInteger(layerCount, 'layers')
   const sensitivitySamples = positiveInteger(opts.sensitivitySamples ?? 64, 'sensitivitySamples')
@@ -87,7 +119,7 @@ export async function analyzeQuantization(sim: QuantSim, data: CalibrationData, 
       throw new QuantSimError(`analyzeQuantization needs encodings (quantizer on ${JSON.stringify(q.tensor)} has none): call sim.computeEncodings first`)
     }
   }
-  const metric = opts.evaluate || opts.labels ? 'accuracy' : 'sqnr'
+  const metric = opts.evaluate || opts.labels || opts.evaluator !== undefined ? 'accuracy' : 'sqnr'
   const model = sim.model
   const t0 = performance.now()
 
@@ -108,7 +140,7 @@ export async function analyzeQuantization(sim: QuantSim, data: CalibrationData, 
   const wantSensitivity = opts.sensitivity ?? true
   const comparison = await compareActivations(model, sim.qdqModel('simulation').model, targets, data, {
     histogramBins,
-    retainSamples: wantSensitivity && !opts.evaluate ? sensitivitySamples : 0,
+    retainSamples: wantSensitivity && !opts.evaluate && opts.evaluator === undefined ? sensitivitySamples : 0,
     intraOpNumThreads: opts.intraOpNumThreads,
     signal,
     onProgress: (p) => opts.onProgress?.({ phase: 'activations', ...p }),
@@ -119,8 +151,9 @@ export async function analyzeQuantization(sim: QuantSim, data: CalibrationData, 
   let baseline = { float: metric === 'sqnr' ? Infinity : NaN, quantized: NaN }
   let configurations = 0
   if (wantSensitivity) {
-    let evaluate: Evaluate
-    if (opts.evaluate) evaluate = opts.evaluate
+    let evaluate: Evaluate | undefined
+    if (opts.evaluator !== undefined) evaluate = undefined
+    else if (opts.evaluate) evaluate = opts.evaluate
     else if (opts.labels) {
       const first = model.graph.outputs[0]?.name
       if (!first) throw new CalibrationError('accuracy: the model has no output')
@@ -134,11 +167,14 @@ export async function analyzeQuantization(sim: QuantSim, data: CalibrationData, 
       ...layerConfigurations(chosen, quantizers),
     ]
     configurations = configs.length
-    const scores = await evaluateConfigurations(model, quantizers, configs, evaluate, {
-      intraOpNumThreads: opts.intraOpNumThreads ?? availableParallelism(),
-      signal,
-      onDone: (done, total, configuration) => opts.onProgress?.({ phase: 'sensitivity', done, total, configuration }),
-    })
+    const onDone = (done: number, total: number, configuration: string) => opts.onProgress?.({ phase: 'sensitivity', done, total, configuration })
+    const scores = evaluate
+      ? await evaluateConfigurations(model, quantizers, configs, evaluate, {
+        intraOpNumThreads: opts.intraOpNumThreads ?? availableParallelism(),
+        signal,
+        onDone,
+      })
+      : await scoreWithEvaluator(opts.evaluator!, model, quantizers, configs, signal, onDone)
     const base = metric === 'accuracy' ? 2 : 1
     baseline = { float: metric === 'accuracy' ? scores[1]! : Infinity, quantized: scores[0]! }
     sensitivity = rankSensitivity(chosen.map((layer, i) => ({
@@ -159,7 +195,7 @@ export async function analyzeQuantization(sim: QuantSim, data: CalibrationData, 
     histograms: comparison.histograms,
     stats: {
       samples: comparison.samples,
-      sensitivitySamples: opts.evaluate ? 0 : retainedSamples,
+      sensitivitySamples: opts.evaluate || opts.evaluator !== undefined ? 0 : retainedSamples,
       configurations,
       ms: { weights: t1 - t0, activations: t2 - t1, sensitivity: t3 - t2 },
     },

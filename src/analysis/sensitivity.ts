@@ -4,6 +4,7 @@
 // with `enabled` changed: the sim itself is never touched) in its own OrtRunner; the next
 // configuration's session is created while the current one is evaluated.
 import { AbortError } from '../errors.js'
+import type { Evaluator } from '../evaluation/evaluator.js'
 import { buildQdqModel } from '../export/qdqModel.js'
 import type { Model } from '../graph/model.js'
 import { modelToBytes } from '../onnx/saveModel.js'
@@ -56,6 +57,40 @@ export async function evaluateConfigurations(model: Model, quantizers: readonly 
   } finally {
     if (next) await next.then((r) => r.close(), () => {})
   }
+}
+
+/**
+ * The score of each configuration, in order, from an Evaluator (the one evaluation interface,
+ * src/evaluation/): each configuration's model goes to it as ONNX bytes, the configuration's label
+ * naming it. Up to `inFlight` evaluations are outstanding at once (a worker pool runs them in
+ * parallel); the bytes of one not yet handed over are not built.
+ */
+export async function scoreConfigurations(model: Model, quantizers: readonly Quantizer[], configs: readonly Configuration[], evaluator: Evaluator, opts: ConfigurationOptions & { inFlight?: number } = {}): Promise<number[]> {
+  const { signal } = opts
+  const inFlight = Math.max(1, opts.inFlight ?? 1)
+  const scores = new Array<number>(configs.length)
+  let nextIndex = 0
+  let done = 0
+  let stop = false // a failed evaluation: the other lanes take no new configuration
+  const lane = async () => {
+    while (!stop && nextIndex < configs.length) {
+      if (signal?.aborted) throw new AbortError('analysis aborted', { cause: signal.reason })
+      const i = nextIndex++
+      const c = configs[i]!
+      try {
+        scores[i] = await evaluator.evaluate(modelBytes(model, quantizers, c), c.label, signal)
+      } catch (err) {
+        stop = true
+        throw err
+      }
+      opts.onDone?.(++done, configs.length, c.label)
+    }
+  }
+  const lanes = Array.from({ length: Math.min(inFlight, configs.length) }, lane)
+  const settled = await Promise.allSettled(lanes)
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return scores
 }
 
 /** The two configurations of each layer: only its quantizers on, and all but its quantizers on. */

@@ -20,6 +20,8 @@ import { UsageError } from './usageError.js'
 export const ANALYZE_USAGE = `usage: quantkit analyze <model.onnx> --calib <source> [options]
   --calib <source>        calibration data
   --data <source>         data to analyze on (default: the calibration data); --labels <file> for accuracy
+  --eval-module <path>    sensitivity scored by a module exporting evaluate(modelBytes, ctx) => number
+                          (run in worker threads, as compress --eval); excludes --labels
   --config <preset|file>  AIMET config or preset (--preset is the same)
   --param-bw <n>, --act-bw <n>, --scheme <name>   as for quantize
   --layers <n>            sensitivity of the n largest layers only (default: all)
@@ -34,7 +36,7 @@ export async function analyzeCommand(argv: string[], signal?: AbortSignal): Prom
     parsed = parseArgs({
       args: argv, allowPositionals: true, strict: true,
       options: {
-        calib: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' }, config: { type: 'string' }, preset: { type: 'string' },
+        calib: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' }, 'eval-module': { type: 'string' }, config: { type: 'string' }, preset: { type: 'string' },
         'param-bw': { type: 'string' }, 'act-bw': { type: 'string' }, scheme: { type: 'string' }, layers: { type: 'string' },
         'batch-size': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
       },
@@ -45,6 +47,8 @@ export async function analyzeCommand(argv: string[], signal?: AbortSignal): Prom
   const { values: v, positionals } = parsed
   if (positionals.length !== 1) throw new UsageError(`expected one model file\n${ANALYZE_USAGE}`)
   if (!v.calib) throw new UsageError(`--calib <source> is required\n${ANALYZE_USAGE}`)
+  if (v['eval-module'] !== undefined && v.labels !== undefined) throw new UsageError(`--eval-module and --labels: give one\n${ANALYZE_USAGE}`)
+  if (v['eval-module'] === '') throw new UsageError(`--eval-module: expected a module path\n${ANALYZE_USAGE}`)
   const modelPath = positionals[0]!
   const batchSize = positiveInt(v['batch-size'], 'batch-size')
   const sim = await QuantSim.create(modelPath, {
@@ -60,7 +64,7 @@ export async function analyzeCommand(argv: string[], signal?: AbortSignal): Prom
     const labels = v.labels ? await readLabels(v.labels) : undefined
     const bar2 = progress('analyzing', { quiet: v.quiet, unit: 'configurations' })
     const a = await analyzeQuantization(sim, data.batches(), {
-      labels, layers: positiveInt(v.layers, 'layers') ?? 'all', signal,
+      labels, ...(v['eval-module'] !== undefined ? { evaluator: resolve(v['eval-module']) } : {}), layers: positiveInt(v.layers, 'layers') ?? 'all', signal,
       onProgress: (p) => { if (p.phase === 'sensitivity') bar2.update(p.done, p.total) },
     })
     bar2.done()
