@@ -330,6 +330,8 @@ export interface NbitsWeights {
  */
 export declare function packNibbles(values: Uint8Array): Uint8Array
 
+export declare function permuteAxes(data: Float32Array, dims: Array<number>, perm: Array<number>): Float32Array
+
 export declare function pruningChannelMagnitudes(w: Float32Array, m: number, c: number, inner: number): Float64Array
 
 export declare function pruningContributionGram(x: Float32Array, rows: number, w: Float32Array, m: number, c: number, inner: number): Float64Array

@@ -880,6 +880,7 @@ module.exports.nbitsPackAsync = nativeBinding.nbitsPackAsync
 module.exports.nbitsQuantizeAsync = nativeBinding.nbitsQuantizeAsync
 module.exports.nbitsUnpackMatmul = nativeBinding.nbitsUnpackMatmul
 module.exports.packNibbles = nativeBinding.packNibbles
+module.exports.permuteAxes = nativeBinding.permuteAxes
 module.exports.pruningChannelMagnitudes = nativeBinding.pruningChannelMagnitudes
 module.exports.pruningContributionGram = nativeBinding.pruningContributionGram
 module.exports.pruningDesignMatrix = nativeBinding.pruningDesignMatrix

@@ -13,6 +13,7 @@
 import { attrInt, attrInts, attrString } from '../graph/attributes.js'
 import type { Graph, Model, Node } from '../graph/model.js'
 import { resolveModelSource, type ModelSource } from '../onnx/modelSource.js'
+import { permuteAxes } from '../permuteAxes.js'
 import type { Cost } from './layerCompressor.js'
 import { measureLayerShapes, type LayerCostEntry, type LayerShapes } from './layerCost.js'
 import { SvdCompressor } from './svdCompressor.js'
@@ -20,22 +21,6 @@ import { findNode, floatTensor, floatWeight, freshName, intsAttr, planLayers, re
 import type { SvdSchemeOptions } from './weightSvd.js'
 
 const q = JSON.stringify
-
-/** W[out, in, kh, kw] → M[(c,i),(o,j)], row-major (in·kh) × (out·kw). */
-function spatialMatrix(w: Float32Array, out: number, cin: number, kh: number, kw: number): Float32Array {
-  const m = new Float32Array(w.length)
-  const cols = out * kw
-  for (let o = 0; o < out; o++) {
-    for (let c = 0; c < cin; c++) {
-      for (let i = 0; i < kh; i++) {
-        const src = ((o * cin + c) * kh + i) * kw
-        const dst = (c * kh + i) * cols + o * kw
-        for (let j = 0; j < kw; j++) m[dst + j] = w[src + j]!
-      }
-    }
-  }
-  return m
-}
 
 function spatialPlan(node: Node, entry: LayerCostEntry, graph: Graph, shapes: LayerShapes): PlanOrSkip {
   if (node.opType !== 'Conv') return undefined
@@ -64,16 +49,15 @@ function spatialPlan(node: Node, entry: LayerCostEntry, graph: Graph, shapes: La
     // The first conv runs at the output's height and the input's width; the second at the output's size.
     costAt: (r: number): Cost => ({ memory: r * (cin * kh + out * kw), mac: r * (cin * kh * hOut * wIn + out * kw * hOut * wOut) }),
     matrixShape: { rows, cols },
-    matrix: () => ({ data: spatialMatrix(w.data, out, cin, kh, kw), rows, cols }),
+    // W[o, c, i, j] → M[(c, i), (o, j)]: AIMET's (in·kh) × (out·kw) matrix.
+    matrix: () => ({ data: permuteAxes(w.data, [out, cin, kh, kw], [1, 2, 0, 3]), rows, cols }),
     rewrite(g, f, names) {
       const { node: orig, position } = findNode(g, node.name)
       const r = f.rank
       // V[k, c, i] = L[(c,i), k]: the transpose of L.
-      const v = new Float32Array(r * rows)
-      for (let ci = 0; ci < rows; ci++) for (let k = 0; k < r; k++) v[k * rows + ci] = f.left[ci * r + k]!
+      const v = permuteAxes(f.left, [rows, r], [1, 0])
       // H[o, k, j] = R[k, (o,j)].
-      const h = new Float32Array(out * r * kw)
-      for (let k = 0; k < r; k++) for (let o = 0; o < out; o++) for (let j = 0; j < kw; j++) h[(o * r + k) * kw + j] = f.right[k * cols + o * kw + j]!
+      const h = permuteAxes(f.right, [r, out, kw], [1, 0, 2])
       const hidden = freshName(g, names, `${orig.outputs[0]}_svd`)
       const wa = freshName(g, names, `${entry.weight}_svd_v`)
       const wb = freshName(g, names, `${entry.weight}_svd_h`)

@@ -14,3 +14,4 @@ pub mod layers;
 pub mod seq_mse;
 pub mod adaround;
 pub mod pruning;
+pub mod permute;

@@ -13,6 +13,7 @@ mod linalg;
 mod metrics;
 mod nbits;
 mod observers;
+mod permute;
 mod pruning;
 mod seq_mse;
 
