@@ -385,3 +385,5 @@ export declare function testPanicSync(): void
 
 /** A byte matrix [rows, cols] transposed to [cols, rows] (int8/uint8 codes of a Gemm's transB weight). */
 export declare function transposeBytes(x: Uint8Array, rows: number, cols: number): Uint8Array
+
+export declare function weightDeltaDotNative(w: Float32Array, wq: Float32Array, m: number, cg: number, k: number, group: number, transposed: boolean, e: Float64Array): Float64Array

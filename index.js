@@ -896,3 +896,4 @@ module.exports.singularValuesAsync = nativeBinding.singularValuesAsync
 module.exports.testPanicAsync = nativeBinding.testPanicAsync
 module.exports.testPanicSync = nativeBinding.testPanicSync
 module.exports.transposeBytes = nativeBinding.transposeBytes
+module.exports.weightDeltaDotNative = nativeBinding.weightDeltaDotNative

@@ -22,6 +22,7 @@ import { attrFloat, attrInt } from '../graph/attributes.js'
 import { graphIndex } from '../graph/graphIndex.js'
 import { opsetVersion, type Model, type Node } from '../graph/model.js'
 import type { FoldedBatchNorm } from '../graph/prepare/report.js'
+import { callNative, native } from '../native.js'
 import type { EqualizeReport } from './equalizeModel.js'
 import type { LayerSite } from './layerSites.js'
 
@@ -135,36 +136,13 @@ export function findBatchNormInputs(model: Model, sites: readonly LayerSite[], f
 export function analyticalShift(site: LayerSite, w: Float32Array, wq: Float32Array, expected: Float64Array): Float64Array {
   const d = site.weight.dims
   const m = d[site.channelAxis]!
-  const shift = new Float64Array(m)
-  if (site.kind === 'Conv') {
-    const group = attrInt(site.node, 'group', 1)
-    const cg = d[1]!
-    const k = d.slice(2).reduce((a, b) => a * b, 1)
-    const perGroup = m / group
-    for (let o = 0; o < m; o++) {
-      const first = Math.floor(o / perGroup) * cg
-      let s = 0
-      for (let j = 0; j < cg; j++) {
-        const base = (o * cg + j) * k
-        let dw = 0
-        for (let t = 0; t < k; t++) dw += wq[base + t]! - w[base + t]!
-        s += dw * expected[first + j]!
-      }
-      shift[o] = -s
-    }
-    return shift
-  }
-  // Gemm (the only other site with a bias): W is [N, K] with transB, [K, N] without.
-  const kIn = d[1 - site.channelAxis]!
-  for (let o = 0; o < m; o++) {
-    let s = 0
-    for (let i = 0; i < kIn; i++) {
-      const at = site.channelAxis === 0 ? o * kIn + i : i * m + o
-      s += (wq[at]! - w[at]!) * expected[i]!
-    }
-    shift[o] = -s * attrFloat(site.node, 'alpha', 1)
-  }
-  return shift
+  // The reduction over the weight runs in Rust (crates/quantkit-core/src/bias_correction.rs).
+  const dot = site.kind === 'Conv'
+    ? callNative(() => native.weightDeltaDotNative(w, wq, m, d[1]!, d.slice(2).reduce((a, b) => a * b, 1), attrInt(site.node, 'group', 1), false, expected))
+    // Gemm (the only other site with a bias): W is [N, K] with transB, [K, N] without.
+    : callNative(() => native.weightDeltaDotNative(w, wq, m, d[1 - site.channelAxis]!, 1, 1, site.channelAxis !== 0, expected))
+  const scale = site.kind === 'Conv' ? -1 : -attrFloat(site.node, 'alpha', 1)
+  return dot.map((v) => v * scale)
 }
 
 /**

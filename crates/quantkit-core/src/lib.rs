@@ -15,3 +15,4 @@ pub mod seq_mse;
 pub mod adaround;
 pub mod pruning;
 pub mod permute;
+pub mod bias_correction;

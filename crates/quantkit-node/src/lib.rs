@@ -4,6 +4,7 @@
 
 mod adaround;
 mod affine;
+mod bias_correction;
 mod encoding;
 mod errors;
 mod gptq;
