@@ -23,43 +23,30 @@ const USAGE = `usage: quantkit <command>
   config show <preset|file> [--json]  the rules a config preset or AIMET config file resolves to
   version                      print quantkit's version`
 
+// Commands with their own usage text (printed for --help) that take the interrupt signal.
+const COMMANDS: Record<string, { usage: string; run: (argv: string[], signal: AbortSignal) => Promise<number> }> = {
+  eval: { usage: EVAL_USAGE, run: evalCommand },
+  analyze: { usage: ANALYZE_USAGE, run: analyzeCommand },
+  quantize: { usage: QUANTIZE_USAGE, run: quantizeCommand },
+  compress: { usage: COMPRESS_USAGE, run: compressCommand },
+  run: { usage: RUN_USAGE, run: runCommand },
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
+  const entry = command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command]! : undefined
+  if (entry) {
+    if (rest.includes('--help')) {
+      console.log(entry.usage)
+      return 0
+    }
+    return entry.run(rest, interrupt.signal)
+  }
   switch (command) {
     case 'demo':
       return demo(rest)
     case 'inspect':
       return inspect(rest)
-    case 'eval':
-      if (rest.includes('--help')) {
-        console.log(EVAL_USAGE)
-        return 0
-      }
-      return evalCommand(rest, interrupt.signal)
-    case 'analyze':
-      if (rest.includes('--help')) {
-        console.log(ANALYZE_USAGE)
-        return 0
-      }
-      return analyzeCommand(rest, interrupt.signal)
-    case 'quantize':
-      if (rest.includes('--help')) {
-        console.log(QUANTIZE_USAGE)
-        return 0
-      }
-      return quantizeCommand(rest, interrupt.signal)
-    case 'compress':
-      if (rest.includes('--help')) {
-        console.log(COMPRESS_USAGE)
-        return 0
-      }
-      return compressCommand(rest, interrupt.signal)
-    case 'run':
-      if (rest.includes('--help')) {
-        console.log(RUN_USAGE)
-        return 0
-      }
-      return runCommand(rest, interrupt.signal)
     case 'config':
       return configCommand(rest)
     case 'version':
