@@ -17,7 +17,7 @@ import { permuteAxes } from '../permuteAxes.js'
 import type { Cost } from './layerCompressor.js'
 import { measureLayerShapes, type LayerCostEntry, type LayerShapes } from './layerCost.js'
 import { SvdCompressor } from './svdCompressor.js'
-import { findNode, floatTensor, floatWeight, freshName, intsAttr, planLayers, replaceNode, type PlanOrSkip, type SvdPlan } from './svdPlan.js'
+import { findNode, floatTensor, floatWeight, intsAttr, planLayers, replaceNode, splitNames, type PlanOrSkip, type SvdPlan } from './svdPlan.js'
 import type { SvdSchemeOptions } from './weightSvd.js'
 
 const q = JSON.stringify
@@ -58,13 +58,11 @@ function spatialPlan(node: Node, entry: LayerCostEntry, graph: Graph, shapes: La
       const v = permuteAxes(f.left, [rows, r], [1, 0])
       // H[o, k, j] = R[k, (o,j)].
       const h = permuteAxes(f.right, [r, out, kw], [1, 0, 2])
-      const hidden = freshName(g, names, `${orig.outputs[0]}_svd`)
-      const wa = freshName(g, names, `${entry.weight}_svd_v`)
-      const wb = freshName(g, names, `${entry.weight}_svd_h`)
+      const { hidden, weights: [wa, wb], nodes: [na, nb] } = splitNames(g, names, orig, entry.weight, ['v', 'h'])
       g.initializers.set(wa, floatTensor(wa, [r, cin, kh, 1], v))
       g.initializers.set(wb, floatTensor(wb, [out, r, 1, kw], h))
       const first: Node = {
-        name: freshName(g, names, `${orig.name}_svd_v`), opType: 'Conv', domain: orig.domain,
+        name: na, opType: 'Conv', domain: orig.domain,
         inputs: [orig.inputs[0]!, wa], outputs: [hidden],
         attributes: new Map([
           ['kernel_shape', intsAttr([kh, 1])], ['strides', intsAttr([sh!, 1])],
@@ -72,7 +70,7 @@ function spatialPlan(node: Node, entry: LayerCostEntry, graph: Graph, shapes: La
         ]),
       }
       const second: Node = {
-        name: freshName(g, names, `${orig.name}_svd_h`), opType: 'Conv', domain: orig.domain,
+        name: nb, opType: 'Conv', domain: orig.domain,
         inputs: [hidden, wb, ...(orig.inputs[2] ? [orig.inputs[2]] : [])], outputs: [...orig.outputs],
         attributes: new Map([
           ['kernel_shape', intsAttr([1, kw])], ['strides', intsAttr([1, sw!])],

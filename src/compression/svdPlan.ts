@@ -89,6 +89,14 @@ export function freshName(graph: Graph, names: Set<string>, base: string): strin
   return n
 }
 
+/** Fresh names for a layer split in two: the tensor between the halves, their weights and nodes (`tags` mark the halves). */
+export function splitNames(graph: Graph, names: Set<string>, orig: Node, weight: string, tags: readonly [string, string]): { hidden: string; weights: [string, string]; nodes: [string, string] } {
+  const hidden = freshName(graph, names, `${orig.outputs[0]}_svd`)
+  const weights: [string, string] = [freshName(graph, names, `${weight}_svd_${tags[0]}`), freshName(graph, names, `${weight}_svd_${tags[1]}`)]
+  const nodes: [string, string] = [freshName(graph, names, `${orig.name}_svd_${tags[0]}`), freshName(graph, names, `${orig.name}_svd_${tags[1]}`)]
+  return { hidden, weights, nodes }
+}
+
 export function floatTensor(name: string, dims: number[], data: Float32Array): Tensor {
   return { name, dataType: DataType.FLOAT, dims, data }
 }

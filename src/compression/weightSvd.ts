@@ -16,7 +16,7 @@ import type { Feeds } from '../sim/feeds.js'
 import type { Cost, CostMetric } from './layerCompressor.js'
 import { measureLayerShapes, type LayerCostEntry, type LayerShapes } from './layerCost.js'
 import { SvdCompressor } from './svdCompressor.js'
-import { findNode, floatTensor, floatWeight, freshName, intsAttr, planLayers, replaceNode, type PlanOrSkip, type SvdPlan } from './svdPlan.js'
+import { findNode, floatTensor, floatWeight, intsAttr, planLayers, replaceNode, splitNames, type PlanOrSkip, type SvdPlan } from './svdPlan.js'
 
 export interface SvdSchemeOptions {
   /** Ranks are rounded up to a multiple of this (capped at the full rank). Default 1 (AIMET's `multiplicity` default). */
@@ -55,18 +55,16 @@ function convPlan(node: Node, entry: LayerCostEntry, graph: Graph): PlanOrSkip {
     matrix: () => ({ data: w.data, rows, cols }),
     rewrite(g, f, names) {
       const { node: orig, position } = findNode(g, node.name)
-      const hidden = freshName(g, names, `${orig.outputs[0]}_svd`)
-      const wa = freshName(g, names, `${entry.weight}_svd_a`)
-      const wb = freshName(g, names, `${entry.weight}_svd_b`)
+      const { hidden, weights: [wa, wb], nodes: [na, nb] } = splitNames(g, names, orig, entry.weight, ['a', 'b'])
       g.initializers.set(wa, floatTensor(wa, [f.rank, cin, ...k], f.right))
       g.initializers.set(wb, floatTensor(wb, [out, f.rank, ...k.map(() => 1)], f.left))
       const first = cloneNode(orig)
-      first.name = freshName(g, names, `${orig.name}_svd_a`)
+      first.name = na
       first.inputs = [orig.inputs[0]!, wa]
       first.outputs = [hidden]
       first.attributes.set('kernel_shape', intsAttr(k))
       const second: Node = {
-        name: freshName(g, names, `${orig.name}_svd_b`), opType: 'Conv', domain: orig.domain,
+        name: nb, opType: 'Conv', domain: orig.domain,
         inputs: [hidden, wb, ...(orig.inputs[2] ? [orig.inputs[2]] : [])], outputs: [...orig.outputs],
         attributes: new Map([['kernel_shape', intsAttr(k.map(() => 1))]]),
       }
@@ -92,9 +90,7 @@ function gemmPlan(node: Node, entry: LayerCostEntry, graph: Graph): PlanOrSkip {
     matrix: () => ({ data: w.data, rows, cols }),
     rewrite(g, f, names) {
       const { node: orig, position } = findNode(g, node.name)
-      const hidden = freshName(g, names, `${orig.outputs[0]}_svd`)
-      const wa = freshName(g, names, `${entry.weight}_svd_a`)
-      const wb = freshName(g, names, `${entry.weight}_svd_b`)
+      const { hidden, weights: [wa, wb], nodes: [na, nb] } = splitNames(g, names, orig, entry.weight, ['a', 'b'])
       // B = L·R. transB = 0: A'·B = (A'·L)·R. transB = 1: A'·Bᵀ = (A'·Rᵀ)·Lᵀ.
       const [firstW, secondW] = transB
         ? [floatTensor(wa, [f.rank, cols], f.right), floatTensor(wb, [rows, f.rank], f.left)]
@@ -104,7 +100,7 @@ function gemmPlan(node: Node, entry: LayerCostEntry, graph: Graph): PlanOrSkip {
       const alpha = attrFloat(orig, 'alpha', 1)
       const beta = attrFloat(orig, 'beta', 1)
       const first: Node = {
-        name: freshName(g, names, `${orig.name}_svd_a`), opType: 'Gemm', domain: orig.domain,
+        name: na, opType: 'Gemm', domain: orig.domain,
         inputs: [orig.inputs[0]!, wa], outputs: [hidden],
         attributes: new Map([
           ['alpha', { type: 'float', value: alpha }],
@@ -113,7 +109,7 @@ function gemmPlan(node: Node, entry: LayerCostEntry, graph: Graph): PlanOrSkip {
         ]),
       }
       const second: Node = {
-        name: freshName(g, names, `${orig.name}_svd_b`), opType: 'Gemm', domain: orig.domain,
+        name: nb, opType: 'Gemm', domain: orig.domain,
         inputs: [hidden, wb, ...(orig.inputs[2] ? [orig.inputs[2]] : [])], outputs: [...orig.outputs],
         attributes: new Map([
           ['beta', { type: 'float', value: beta }],
@@ -142,13 +138,11 @@ function matMulPlan(node: Node, entry: LayerCostEntry, graph: Graph): PlanOrSkip
     matrix: () => ({ data: w.data, rows, cols }),
     rewrite(g, f, names) {
       const { node: orig, position } = findNode(g, node.name)
-      const hidden = freshName(g, names, `${orig.outputs[0]}_svd`)
-      const wa = freshName(g, names, `${entry.weight}_svd_a`)
-      const wb = freshName(g, names, `${entry.weight}_svd_b`)
+      const { hidden, weights: [wa, wb], nodes: [na, nb] } = splitNames(g, names, orig, entry.weight, ['a', 'b'])
       g.initializers.set(wa, floatTensor(wa, [rows, f.rank], f.left))
       g.initializers.set(wb, floatTensor(wb, [f.rank, cols], f.right))
-      const first: Node = { name: freshName(g, names, `${orig.name}_svd_a`), opType: 'MatMul', domain: orig.domain, inputs: [orig.inputs[0]!, wa], outputs: [hidden], attributes: new Map() }
-      const second: Node = { name: freshName(g, names, `${orig.name}_svd_b`), opType: 'MatMul', domain: orig.domain, inputs: [hidden, wb], outputs: [...orig.outputs], attributes: new Map() }
+      const first: Node = { name: na, opType: 'MatMul', domain: orig.domain, inputs: [orig.inputs[0]!, wa], outputs: [hidden], attributes: new Map() }
+      const second: Node = { name: nb, opType: 'MatMul', domain: orig.domain, inputs: [hidden, wb], outputs: [...orig.outputs], attributes: new Map() }
       replaceNode(g, position, first, second)
       return [first.name, second.name]
     },
